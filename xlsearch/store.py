@@ -1,0 +1,393 @@
+"""The index on disk: SQLite (files, documents, chunks with their vectors, metadata) + FAISS.
+
+SQLite is the source of truth. Every committed batch bumps a generation number; the FAISS file
+is named after the generation it was built from (`vectors-00000042.faiss`), written to a temp
+file and renamed. On open, a FAISS file whose generation differs from SQLite's (a crash between
+the two writes, or a run still in progress) is detected by its name alone, and the vectors are
+rebuilt from SQLite. So a kill at any moment leaves an index that opens and is complete up to
+its last commit.
+
+Only one process writes at a time (an exclusive `flock` on `write.lock`); readers never block.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from . import vectors as vx
+from .encoder import ModelIdentity
+from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, InputError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SQLITE_NAME = "index.sqlite"
+LOCK_NAME = "write.lock"
+
+
+@dataclass
+class ChunkRecord:
+    start: int  # character offsets into the document text
+    end: int
+    lang: str
+    n_tokens: int
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class DocumentRecord:
+    key: str  # "" for a whole file; the row id for JSONL/CSV rows
+    title: str
+    text: str
+    lang: str
+    chunks: list[ChunkRecord] = field(default_factory=list)
+
+
+@dataclass
+class FileRecord:
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    file_type: str
+    documents: list[DocumentRecord] = field(default_factory=list)
+
+
+def _faiss_name(generation: int) -> str:
+    return f"vectors-{generation:08d}.faiss"
+
+
+class Store:
+    """An index directory. Open with `Store.open` (read) or `Store.open_for_writing`."""
+
+    def __init__(self, db_dir: Path, db: sqlite_utils.Database, lock_fd: int | None = None):
+        self.dir = Path(db_dir)
+        self.db = db
+        self._lock_fd = lock_fd
+        self._index = None
+        self._index_generation: int | None = None
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, db_dir: Path) -> Store:
+        """Open an existing index for reading; a clear error if there is none."""
+        db_dir = Path(db_dir)
+        if not (db_dir / SQLITE_NAME).exists():
+            raise InputError(f"no index at {db_dir} — create one with `xlsearch index PATH --db {db_dir}`")
+        store = cls(db_dir, _connect(db_dir / SQLITE_NAME))
+        store._check_schema()
+        return store
+
+    @classmethod
+    def open_for_writing(cls, db_dir: Path, identity: ModelIdentity, index_type: str | None = None) -> Store:
+        """Open (creating if needed) with the write lock held and the model checked.
+
+        Fails before touching anything if another run holds the lock or the index was built
+        with a different model.
+        """
+        db_dir = Path(db_dir)
+        if db_dir.exists() and not db_dir.is_dir():
+            raise InputError(f"--db {db_dir} is a file, not a directory — choose a directory for the index")
+        fresh = not (db_dir / SQLITE_NAME).exists()
+        if fresh and db_dir.exists() and any(p.name not in (LOCK_NAME,) for p in db_dir.iterdir()):
+            raise InputError(f"--db {db_dir} is a non-empty directory without an index — choose an empty or new directory")
+        db_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = _take_write_lock(db_dir)
+        try:
+            store = cls(db_dir, _connect(db_dir / SQLITE_NAME), lock_fd)
+            if fresh:
+                store._create_schema(identity, index_type or "flat")
+            else:
+                store._check_schema()
+                store.check_model(identity)
+                if index_type and index_type != store.meta("index_type"):
+                    store.set_meta(index_type=index_type)
+                    store._drop_vector_files()
+            return store
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    def close(self) -> None:
+        self.db.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema and metadata ------------------------------------------------------------------
+
+    def _create_schema(self, identity: ModelIdentity, index_type: str) -> None:
+        if index_type not in vx.INDEX_TYPES:
+            raise InputError(f"--index-type must be one of {', '.join(vx.INDEX_TYPES)}")
+        with self.db.conn:
+            self.db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            self.db["files"].create(
+                {"id": int, "path": str, "sha256": str, "size": int, "mtime": float, "file_type": str, "indexed_at": str},
+                pk="id", if_not_exists=True,
+            )
+            self.db["files"].create_index(["path"], unique=True, if_not_exists=True)
+            self.db["documents"].create(
+                {"id": int, "file_id": int, "key": str, "title": str, "lang": str, "text": str},
+                pk="id", foreign_keys=[("file_id", "files", "id")], if_not_exists=True,
+            )
+            self.db["documents"].create_index(["file_id"], if_not_exists=True)
+            self.db["chunks"].create(
+                {"id": int, "doc_id": int, "ord": int, "start": int, "end": int, "lang": str, "n_tokens": int, "vector": bytes},
+                pk="id", foreign_keys=[("doc_id", "documents", "id")], if_not_exists=True,
+            )
+            self.db["chunks"].create_index(["doc_id"], if_not_exists=True)
+            self.set_meta(
+                schema_version=SCHEMA_VERSION, generation=0, index_type=index_type,
+                model=identity.to_json(), dim=identity.dim, created_at=_now(), updated_at=_now(),
+            )
+
+    def _check_schema(self) -> None:
+        try:
+            version = self.meta("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"{self.dir / SQLITE_NAME} cannot be read ({exc}) — the index is damaged; "
+                "rebuild it into a new --db directory"
+            ) from exc
+        if version is None:
+            raise IndexCorruptError(f"{self.dir / SQLITE_NAME} is not an xlsearch index (no metadata)")
+        if int(version) != SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"{self.dir} uses index format {version}; this xlsearch reads format {SCHEMA_VERSION} — re-index"
+            )
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, **values) -> None:
+        self.db["meta"].upsert_all(({"key": k, "value": str(v)} for k, v in values.items()), pk="key")
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta("generation") or 0)
+
+    @property
+    def model_identity(self) -> ModelIdentity:
+        return ModelIdentity.from_json(self.meta("model"))
+
+    def check_model(self, identity: ModelIdentity) -> None:
+        stored = self.model_identity
+        if not stored.same_model(identity):
+            raise IndexMismatchError(
+                f"the index at {self.dir} was built with model '{stored.name}' ({stored.path}, dim {stored.dim}); "
+                f"'{identity.name}' ({identity.path}, dim {identity.dim}) would give meaningless results — "
+                f"pass --model {stored.path}, or index into a new --db directory"
+            )
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def file_hashes(self) -> dict[str, str]:
+        return {path: sha for path, sha in self.db.execute("select path, sha256 from files")}
+
+    def write_files(self, files: Iterable[FileRecord], removed_paths: Iterable[str] = ()) -> None:
+        """Replace these files (and drop `removed_paths`) in one transaction; bump the generation."""
+        assert self._lock_fd is not None, "write_files needs the write lock"
+        conn = self.db.conn
+        with conn:
+            for path in removed_paths:
+                self._delete_file(path)
+            for f in files:
+                self._delete_file(f.path)
+                file_id = conn.execute(
+                    "insert into files (path, sha256, size, mtime, file_type, indexed_at) values (?, ?, ?, ?, ?, ?)",
+                    [f.path, f.sha256, f.size, f.mtime, f.file_type, _now()],
+                ).lastrowid
+                for doc in f.documents:
+                    doc_id = conn.execute(
+                        "insert into documents (file_id, key, title, lang, text) values (?, ?, ?, ?, ?)",
+                        [file_id, doc.key, doc.title, doc.lang, doc.text],
+                    ).lastrowid
+                    conn.executemany(
+                        "insert into chunks (doc_id, ord, start, end, lang, n_tokens, vector) values (?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (doc_id, i, c.start, c.end, c.lang, c.n_tokens, np.asarray(c.vector, np.float32).tobytes())
+                            for i, c in enumerate(doc.chunks)
+                        ],
+                    )
+            conn.execute(
+                "insert or replace into meta (key, value) values ('generation', ?), ('updated_at', ?)",
+                [str(self.generation + 1), _now()],
+            )
+
+    def _delete_file(self, path: str) -> None:
+        conn = self.db.conn
+        row = conn.execute("select id from files where path = ?", [path]).fetchone()
+        if row is None:
+            return
+        conn.execute("delete from chunks where doc_id in (select id from documents where file_id = ?)", [row[0]])
+        conn.execute("delete from documents where file_id = ?", [row[0]])
+        conn.execute("delete from files where id = ?", [row[0]])
+
+    def sync_vectors(self) -> None:
+        """Make the FAISS file match SQLite's generation (rebuild + atomic save), drop old ones."""
+        generation = self.generation
+        target = self.dir / _faiss_name(generation)
+        if not target.exists():
+            index = self._build_from_sqlite()
+            vx.save_index(index, target)
+            self._index, self._index_generation = vx.to_gpu(index), generation
+        self._drop_vector_files(keep=target.name)
+
+    def _drop_vector_files(self, keep: str | None = None) -> None:
+        for p in self.dir.glob("vectors-*.faiss*"):
+            if p.name != keep:
+                p.unlink(missing_ok=True)
+
+    def _build_from_sqlite(self):
+        dim = int(self.meta("dim"))
+        count = self.db.execute("select count(*) from chunks").fetchone()[0]
+        ids = np.empty(count, np.int64)
+        vecs = np.empty((count, dim), np.float32)
+        for i, (chunk_id, blob) in enumerate(self.db.execute("select id, vector from chunks order by id")):
+            if len(blob) != dim * 4:
+                raise IndexCorruptError(f"{self.dir / SQLITE_NAME}: chunk {chunk_id} has a damaged vector — re-index")
+            ids[i] = chunk_id
+            vecs[i] = np.frombuffer(blob, np.float32)
+        return vx.build_index(self.meta("index_type") or "flat", ids, vecs, dim)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def vector_index(self):
+        """The FAISS index for the current generation, loaded once, repaired if stale."""
+        generation = self.generation
+        if self._index is not None and self._index_generation == generation:
+            return self._index
+        path = self.dir / _faiss_name(generation)
+        index = None
+        if path.exists():
+            try:
+                index = vx.load_index(path)
+            except Exception as exc:  # FAISS raises RuntimeError on a damaged file
+                log.warning("%s is damaged (%s); rebuilding the vectors from the database", path, exc)
+        if index is None:
+            if self._lock_fd is not None:
+                self.sync_vectors()
+                return self._index
+            if _write_lock_held(self.dir) and (older := self._newest_vector_file()) is not None:
+                # An index run is committing batches; its FAISS file comes at the end. Use the
+                # last complete one: new chunks are missing for now, deleted ones are filtered.
+                index = vx.load_index(older)
+            else:
+                log.warning(
+                    "the vectors in %s are out of date (an interrupted index run?); rebuilt in memory — "
+                    "run `xlsearch index` on it to repair it on disk", self.dir,
+                )
+                index = self._build_from_sqlite()
+        self._index, self._index_generation = vx.to_gpu(index), generation
+        return self._index
+
+    def _newest_vector_file(self) -> Path | None:
+        files = sorted(self.dir.glob("vectors-*.faiss"))
+        return files[-1] if files else None
+
+    def search_vectors(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        scores, ids = vx.search_index(self.vector_index(), query, k)
+        return [(int(i), float(s)) for i, s in zip(ids, scores)]
+
+    def chunk_rows(self, chunk_ids: list[int]) -> dict[int, dict]:
+        """Chunk id → its text, offsets, language and document/file fields (missing ids skipped)."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self.db.execute(
+            f"""select c.id, c.doc_id, c.ord, c.start, c.end, c.lang,
+                       substr(d.text, c.start + 1, c.end - c.start) as text,
+                       d.title, d.key, d.lang as doc_lang, f.path, f.file_type, f.mtime
+                from chunks c join documents d on d.id = c.doc_id join files f on f.id = d.file_id
+                where c.id in ({marks})""",
+            chunk_ids,
+        )
+        cols = [c[0] for c in rows.description]
+        return {row[0]: dict(zip(cols, row)) for row in rows}
+
+    def info(self) -> dict:
+        q = lambda sql: self.db.execute(sql).fetchall()  # noqa: E731
+        identity = self.model_identity
+        size = sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
+        return {
+            "db": str(self.dir),
+            "files": q("select count(*) from files")[0][0],
+            "documents": q("select count(*) from documents")[0][0],
+            "documents_by_lang": dict(q("select lang, count(*) from documents group by lang order by lang")),
+            "chunks": q("select count(*) from chunks")[0][0],
+            "chunks_by_lang": dict(q("select lang, count(*) from chunks group by lang order by lang")),
+            "model": identity.name,
+            "model_path": identity.path,
+            "dim": identity.dim,
+            "index_type": self.meta("index_type"),
+            "generation": self.generation,
+            "vectors_in_sync": (self.dir / _faiss_name(self.generation)).exists(),
+            "created_at": self.meta("created_at"),
+            "updated_at": self.meta("updated_at"),
+            "size_bytes": size,
+        }
+
+
+def _connect(path: Path) -> sqlite_utils.Database:
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        db.execute("pragma journal_mode = wal")
+        db.execute("pragma synchronous = normal")
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(
+            f"{path} cannot be opened ({exc}) — the index is damaged; rebuild it into a new --db directory"
+        ) from exc
+    return db
+
+
+def _take_write_lock(db_dir: Path) -> int:
+    fd = os.open(db_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise IndexBusyError(
+            f"another `xlsearch index` run (pid {holder}) is writing to {db_dir} — wait for it to finish, then run again"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _write_lock_held(db_dir: Path) -> bool:
+    try:
+        fd = os.open(db_dir / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

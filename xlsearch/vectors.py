@@ -1,0 +1,120 @@
+"""The FAISS side of the store: build, save atomically, load, search.
+
+Vectors are L2-normalised, so inner product is cosine. FAISS ids are chunk ids, so a hit maps
+straight back to its row in SQLite. The FAISS file is a derived artifact: SQLite keeps every
+vector, and this index can always be rebuilt from them, which is how a crash or a mismatch is
+repaired.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INDEX_TYPES = ("flat", "ivf", "hnsw")
+_MIN_POINTS_PER_LIST = 39  # below this, FAISS's k-means warns and IVF recall suffers
+
+
+def build_index(kind: str, ids: np.ndarray, vectors: np.ndarray, dim: int):
+    """A fresh FAISS index of `kind` holding `vectors` under `ids`.
+
+    flat: exact, the default (fast enough to ~1M chunks on a CPU). ivf: inverted lists, trained
+    on the vectors themselves; nprobe is set for recall close to flat. hnsw: graph, no training.
+    IVF with too few vectors to train falls back to flat rather than giving poor recall.
+    """
+    import faiss
+
+    if kind not in INDEX_TYPES:
+        raise ValueError(f"index type must be one of {INDEX_TYPES}, not {kind!r}")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    n = len(ids)
+    if kind == "ivf":
+        nlist = max(1, int(4 * math.sqrt(n)))
+        if n < nlist * _MIN_POINTS_PER_LIST or n < 1000:
+            log.info("only %d vectors: using a flat index instead of IVF", n)
+            kind = "flat"
+        else:
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = vectors[np.random.default_rng(0).permutation(n)[: nlist * 256]]
+            index.train(sample)
+            index.nprobe = max(8, nlist // 8)
+            index.add_with_ids(vectors, ids)
+            return index
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = 80
+        inner.hnsw.efSearch = 128
+    else:
+        inner = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIDMap2(inner)
+    if n:
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def save_index(index, path: Path) -> None:
+    """Write to a temp file, fsync, rename: a reader sees the old file or the new, never half."""
+    import faiss
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    faiss.write_index(to_cpu(index), str(tmp))
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_index(path: Path):
+    import faiss
+
+    return faiss.read_index(str(path))
+
+
+def to_gpu(index):
+    """Move to the GPU when FAISS sees one (faiss-gpu installed); HNSW stays on the CPU."""
+    import faiss
+
+    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
+        return index
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    if isinstance(inner, faiss.IndexHNSW):
+        return index
+    try:
+        res = faiss.StandardGpuResources()
+        gpu = faiss.index_cpu_to_gpu(res, 0, index)
+        gpu.referenced_resources = res  # keep the resources alive as long as the index
+        log.info("FAISS index moved to GPU 0")
+        return gpu
+    except Exception as exc:  # an unsupported index type stays where it works
+        log.warning("FAISS index stays on the CPU: %s", exc)
+        return index
+
+
+def to_cpu(index):
+    import faiss
+
+    if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__:
+        return faiss.index_gpu_to_cpu(index)
+    return index
+
+
+def search_index(index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, ids) for one query vector; ids of -1 (fewer than k vectors) are dropped."""
+    if index.ntotal == 0 or k <= 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    scores, ids = index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), min(k, index.ntotal))
+    keep = ids[0] >= 0
+    return scores[0][keep], ids[0][keep]
