@@ -1,0 +1,133 @@
+"""End-to-end through the CLI (click's runner in-process; one real subprocess for the script)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from tests.tiny_model import build_tiny_model
+from xlsearch.cli import cli
+
+
+@pytest.fixture
+def run(tiny_model_dir):
+    def _run(*args, input=None):
+        result = CliRunner().invoke(cli, ["-q", *map(str, args)], input=input, catch_exceptions=False)
+        return result
+
+    return _run
+
+
+@pytest.fixture
+def docs(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "en.md").write_text("# Fox\n\nthe quick brown fox jumps over the lazy dog.", encoding="utf-8")
+    (root / "zh.md").write_text("# 狐狸\n\n快速的棕色狐狸跳过了懒狗。", encoding="utf-8")
+    (root / "rows.jsonl").write_text('{"id": "r1", "text": "search engines rank documents"}\n', encoding="utf-8")
+    return root
+
+
+def test_index_search_info_round_trip(run, docs, tmp_path, tiny_model_dir):
+    db = tmp_path / "idx"
+    r = run("index", docs, "--db", db, "--model", tiny_model_dir, "--id-field", "id", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["added"] == 3 and summary["chunks"] == 3 and summary["skipped"] == []
+
+    # the index remembers its model: no --model needed from here on
+    r = run("search", "快速的棕色狐狸跳过了懒狗。", "--db", db, "--json", "-k", "2")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout)["hits"]
+    assert hits[0]["path"].endswith("zh.md") and hits[0]["lang"] == "zh" and hits[0]["title"] == "狐狸"
+    assert len(hits) == 2
+
+    r = run("search", "the quick brown fox", "--db", db, "--lang", "zh", "--json")
+    assert {h["lang"] for h in json.loads(r.stdout)["hits"]} == {"zh"}
+
+    r = run("search", "search engines rank documents", "--db", db)
+    assert r.exit_code == 0 and "rows.jsonl [r1]" in r.stdout and " 1. [en]" in r.stdout
+
+    r = run("info", "--db", db, "--json")
+    info = json.loads(r.stdout)
+    assert info["documents_by_lang"] == {"en": 2, "zh": 1} and info["dim"] == 32 and info["vectors_in_sync"]
+    r = run("info", "--db", db)
+    assert "documents  3 (2 en, 1 zh)" in r.stdout
+
+
+def test_embed_reads_json_lines_and_keeps_order(run, tiny_model_dir, tiny_encoder):
+    lines = '{"text": "the lazy dog", "kind": "query"}\n\n{"text": "快速的狐狸"}\n{"text": "the lazy dog"}\n'
+    r = run("embed", "--model", tiny_model_dir, input=lines)
+    assert r.exit_code == 0, r.output
+    vectors = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(vectors) == 3 and all(len(v) == 32 for v in vectors)
+    expected = tiny_encoder.encode(["快速的狐狸"], "passage")[0]
+    assert max(abs(a - b) for a, b in zip(vectors[1], expected)) < 1e-5
+    assert vectors[0] != vectors[2], "query and passage prompts differ"
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        ('{"text": "ok"}\n{"text": oops}\n', "stdin line 2: invalid JSON"),
+        ('{"txt": "x"}\n', 'stdin line 1: expected an object with a string "text"'),
+        ('{"text": "x", "kind": "doc"}\n', "stdin line 1: kind must be 'query' or 'passage', not 'doc'"),
+    ],
+)
+def test_embed_bad_lines(run, tiny_model_dir, lines, message):
+    r = run("embed", "--model", tiny_model_dir, input=lines)
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.strip() == f"error: {message}" or r.stderr.startswith(f"error: {message}")
+
+
+def test_user_mistakes_are_one_line_errors_and_leave_the_index_alone(run, docs, tmp_path, tiny_model_dir):
+    db = tmp_path / "idx"
+    assert run("index", docs, "--db", db, "--model", tiny_model_dir).exit_code == 0
+    snapshot = {p.name: p.read_bytes() for p in db.iterdir() if p.name != "write.lock"}
+
+    cases = [
+        (("index", tmp_path / "missing", "--db", db), 2, "missing: no such file or folder"),
+        (("search", "   ", "--db", db), 2, "empty query"),
+        (("search", "x", "--db", db, "-k", "0"), 2, "-k must be between 1 and 1000"),
+        (("search", "x", "--db", tmp_path / "nowhere"), 2, "no index at"),
+        (("index", docs, "--db", db, "--model", tmp_path / "no-model"), 1, "model folder not found"),
+    ]
+    for args, code, message in cases:
+        r = run(*args)
+        assert r.exit_code == code, (args, r.output)
+        assert message in r.stderr and "Traceback" not in r.output
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert snapshot == {p.name: p.read_bytes() for p in db.iterdir() if p.name != "write.lock"}
+
+
+def test_wrong_model_for_an_index_is_refused(run, docs, tmp_path, tiny_model_dir):
+    # same architecture and name, different weights → different vectors
+    other_model = build_tiny_model(tmp_path / "other")
+    weights = other_model / "model.safetensors"
+    state = load_file(weights)
+    save_file({k: v + 0.5 * torch.randn_like(v) for k, v in state.items()}, weights)
+    db = tmp_path / "idx"
+    assert run("index", docs, "--db", db, "--model", tiny_model_dir).exit_code == 0
+    r = run("search", "fox", "--db", db, "--model", other_model)
+    assert r.exit_code == 1 and "built with model 'tiny-encoder'" in r.stderr and f"--model {tiny_model_dir}" in r.stderr
+    r = run("index", docs, "--db", db, "--model", other_model)
+    assert r.exit_code == 1 and "built with model" in r.stderr
+
+
+def test_every_command_has_help(run):
+    for cmd in (["--help"], ["index", "--help"], ["search", "--help"], ["info", "--help"], ["embed", "--help"], ["model", "convert", "--help"]):
+        r = run(*cmd)
+        assert r.exit_code == 0 and "Usage:" in r.stdout
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "xlsearch.cli", "search", "", "--db", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: empty query — type some words to search for"

@@ -1,0 +1,146 @@
+"""Store consistency: generations, crash repair, model identity, the write lock."""
+
+import os
+
+import numpy as np
+import pytest
+
+from xlsearch.encoder import ModelIdentity
+from xlsearch.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, InputError
+from xlsearch.store import ChunkRecord, DocumentRecord, FileRecord, Store
+
+DIM = 8
+
+
+def identity(seed=0, name="m"):
+    v = np.random.default_rng(seed).normal(size=DIM)
+    return ModelIdentity(name, f"/models/{name}", DIM, tuple(v / np.linalg.norm(v)))
+
+
+def unit(seed):
+    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def record(path, seed, n_chunks=2, lang="en"):
+    text = " ".join(f"sentence {i}." for i in range(n_chunks))
+    chunks = [ChunkRecord(i, i + 1, lang, 3, unit(seed * 100 + i)) for i in range(n_chunks)]
+    return FileRecord(path, f"sha{seed}", 10, 0.0, "text", [DocumentRecord("", f"title {seed}", text, lang, chunks)])
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "idx"
+
+
+def test_write_search_and_generation(db):
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1), record("/b", 2, lang="zh")])
+        store.sync_vectors()
+        assert store.generation == 1
+    assert sorted(p.name for p in db.glob("vectors-*")) == ["vectors-00000001.faiss"]
+    with Store.open(db) as store:
+        hits = store.search_vectors(unit(200), 4)  # /b's first chunk vector
+        rows = store.chunk_rows([cid for cid, _ in hits])
+        best = rows[hits[0][0]]
+        assert best["path"] == "/b" and best["lang"] == "zh" and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+        info = store.info()
+        assert info["files"] == 2 and info["chunks"] == 4 and info["documents_by_lang"] == {"en": 1, "zh": 1}
+        assert info["vectors_in_sync"]
+
+
+def test_replacing_a_file_replaces_its_chunks(db):
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1, n_chunks=3)])
+        store.write_files([record("/a", 5, n_chunks=1)])
+        store.sync_vectors()
+        assert store.info()["chunks"] == 1
+        assert store.vector_index().ntotal == 1
+        store.write_files([], removed_paths=["/a"])
+        store.sync_vectors()
+        assert store.info()["files"] == 0 and store.vector_index().ntotal == 0
+
+
+def test_stale_or_missing_vectors_are_rebuilt_from_sqlite(db, caplog):
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1)])
+        store.sync_vectors()
+        store.write_files([record("/b", 2)])  # committed, but the run "dies" before sync_vectors
+    assert not (db / "vectors-00000002.faiss").exists()
+    with Store.open(db) as store:
+        assert store.vector_index().ntotal == 4  # rebuilt in memory, with a warning
+        assert "out of date" in caplog.text
+        assert not store.info()["vectors_in_sync"]
+    with Store.open_for_writing(db, identity()) as store:
+        assert store.vector_index().ntotal == 4  # a writer repairs on disk
+    assert sorted(p.name for p in db.glob("vectors-*")) == ["vectors-00000002.faiss"]
+
+
+def test_damaged_faiss_file_is_rebuilt(db):
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1)])
+        store.sync_vectors()
+    (db / "vectors-00000001.faiss").write_bytes(b"garbage")
+    with Store.open(db) as store:
+        assert store.vector_index().ntotal == 2
+
+
+def test_damaged_sqlite_is_a_clear_error(db):
+    db.mkdir()
+    (db / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(IndexCorruptError, match="index.sqlite"):
+        Store.open(db)
+
+
+def test_missing_index_is_a_clear_error(db):
+    with pytest.raises(InputError, match="no index at .* `xlsearch index PATH --db "):
+        Store.open(db)
+
+
+def test_other_model_is_refused_before_anything_changes(db):
+    with Store.open_for_writing(db, identity(0, "first")) as store:
+        store.write_files([record("/a", 1)])
+        store.sync_vectors()
+    before = {p.name: p.read_bytes() for p in db.iterdir() if p.suffix == ".faiss"}
+    with pytest.raises(IndexMismatchError, match="built with model 'first'.*--model /models/first"):
+        Store.open_for_writing(db, identity(1, "second"))
+    with Store.open(db) as store:
+        with pytest.raises(IndexMismatchError):
+            store.check_model(identity(1, "second"))
+        store.check_model(identity(0, "first-renamed"))  # same vectors, other name: fine
+        assert store.info()["files"] == 1
+    assert before == {p.name: p.read_bytes() for p in db.iterdir() if p.suffix == ".faiss"}
+
+
+def test_second_writer_is_refused_with_the_holder_pid(db):
+    with Store.open_for_writing(db, identity()):
+        with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"):
+            Store.open_for_writing(db, identity())
+        with Store.open(db) as reader:  # readers are never blocked
+            assert reader.info()["files"] == 0
+    with Store.open_for_writing(db, identity()):
+        pass  # the lock was released
+
+
+def test_non_index_directory_is_refused(tmp_path):
+    (tmp_path / "stuff.txt").write_text("x")
+    with pytest.raises(InputError, match="non-empty directory without an index"):
+        Store.open_for_writing(tmp_path, identity())
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_index_types_agree_with_exact_search(db, kind):
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(1500, DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    files = [
+        FileRecord(f"/f{i}", f"s{i}", 1, 0.0, "text", [DocumentRecord("", "t", "x" * 10, "en", [ChunkRecord(0, 5, "en", 2, vecs[i])])])
+        for i in range(len(vecs))
+    ]
+    with Store.open_for_writing(db, identity(), kind) as store:
+        store.write_files(files)
+        store.sync_vectors()
+        assert store.meta("index_type") == kind
+        top = [cid for cid, _ in store.search_vectors(vecs[7], 5)]
+        rows = store.chunk_rows(top)
+        assert rows[top[0]]["path"] == "/f7"
