@@ -2,6 +2,7 @@
 
 import os
 
+import faiss
 import numpy as np
 import pytest
 
@@ -144,3 +145,26 @@ def test_index_types_agree_with_exact_search(db, kind):
         top = [cid for cid, _ in store.search_vectors(vecs[7], 5)]
         rows = store.chunk_rows(top)
         assert rows[top[0]]["path"] == "/f7"
+
+
+def test_flat_vectors_are_updated_by_diff_not_rebuilt(db, monkeypatch):
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1), record("/b", 2)])
+        store.sync_vectors()
+        monkeypatch.setattr(store, "_build_from_sqlite", lambda: pytest.fail("full rebuild"))
+        store.write_files([record("/b", 3, n_chunks=3)], removed_paths=["/a"])
+        store.sync_vectors()
+        index = store.vector_index()
+        ids = sorted(r[0] for r in store.db.execute("select id from chunks"))
+        assert sorted(faiss.vector_to_array(index.id_map)) == ids and index.ntotal == 3
+        top = store.search_vectors(unit(301), 1)
+        assert store.chunk_rows([top[0][0]])[top[0][0]]["path"] == "/b" and top[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_chunk_ids_are_never_reused(db):
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1)])
+        first = max(r[0] for r in store.db.execute("select id from chunks"))
+        store.write_files([], removed_paths=["/a"])
+        store.write_files([record("/a", 1)])
+        assert min(r[0] for r in store.db.execute("select id from chunks")) > first

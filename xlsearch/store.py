@@ -148,9 +148,12 @@ class Store:
                 pk="id", foreign_keys=[("file_id", "files", "id")], if_not_exists=True,
             )
             self.db["documents"].create_index(["file_id"], if_not_exists=True)
-            self.db["chunks"].create(
-                {"id": int, "doc_id": int, "ord": int, "start": int, "end": int, "lang": str, "n_tokens": int, "vector": bytes},
-                pk="id", foreign_keys=[("doc_id", "documents", "id")], if_not_exists=True,
+            # AUTOINCREMENT: a chunk id is never reused, so a FAISS id always means one vector,
+            # even in an older FAISS file that a reader uses while a run is in progress.
+            self.db.execute(
+                """create table if not exists chunks (
+                    id integer primary key autoincrement, doc_id integer references documents(id),
+                    ord integer, start integer, "end" integer, lang text, n_tokens integer, vector blob)"""
             )
             self.db["chunks"].create_index(["doc_id"], if_not_exists=True)
             self.set_meta(
@@ -246,7 +249,7 @@ class Store:
         generation = self.generation
         target = self.dir / _faiss_name(generation)
         if not target.exists():
-            index = self._build_from_sqlite()
+            index = self._updated_flat_index() or self._build_from_sqlite()
             vx.save_index(index, target)
             self._index, self._index_generation = vx.to_gpu(index), generation
         self._drop_vector_files(keep=target.name)
@@ -256,16 +259,54 @@ class Store:
             if p.name != keep:
                 p.unlink(missing_ok=True)
 
+    def _updated_flat_index(self):
+        """The newest flat FAISS file brought up to date by a diff of ids, or None.
+
+        Adding one file to a large collection then costs reading its vectors, not all of them.
+        Only for flat indexes: IVF should be retrained as data changes, HNSW cannot delete.
+        """
+        import faiss
+
+        previous = self._newest_vector_file()
+        if self.meta("index_type") != "flat" or previous is None:
+            return None
+        try:
+            index = vx.load_index(previous)
+            have = faiss.vector_to_array(index.id_map)
+        except Exception:  # damaged or not an IDMap: rebuild instead
+            return None
+        want = np.fromiter((r[0] for r in self.db.execute("select id from chunks")), np.int64)
+        removed, added = np.setdiff1d(have, want), np.setdiff1d(want, have)
+        if len(removed):
+            index.remove_ids(faiss.IDSelectorBatch(removed))
+        if len(added):
+            ids, vecs = self._vectors_for(added.tolist())
+            index.add_with_ids(vecs, ids)
+        return index
+
+    def _vectors_for(self, chunk_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        dim = int(self.meta("dim"))
+        ids, vecs = np.empty(len(chunk_ids), np.int64), np.empty((len(chunk_ids), dim), np.float32)
+        for start in range(0, len(chunk_ids), 10000):
+            part = chunk_ids[start : start + 10000]
+            rows = self.db.execute(f"select id, vector from chunks where id in ({','.join('?' * len(part))})", part)
+            for i, (chunk_id, blob) in enumerate(rows, start=start):
+                ids[i], vecs[i] = chunk_id, self._vector(chunk_id, blob, dim)
+        return ids, vecs
+
+    @staticmethod
+    def _vector(chunk_id: int, blob: bytes, dim: int) -> np.ndarray:
+        if blob is None or len(blob) != dim * 4:
+            raise IndexCorruptError(f"chunk {chunk_id} has a damaged vector — re-index into a new --db directory")
+        return np.frombuffer(blob, np.float32)
+
     def _build_from_sqlite(self):
         dim = int(self.meta("dim"))
         count = self.db.execute("select count(*) from chunks").fetchone()[0]
         ids = np.empty(count, np.int64)
         vecs = np.empty((count, dim), np.float32)
         for i, (chunk_id, blob) in enumerate(self.db.execute("select id, vector from chunks order by id")):
-            if len(blob) != dim * 4:
-                raise IndexCorruptError(f"{self.dir / SQLITE_NAME}: chunk {chunk_id} has a damaged vector — re-index")
-            ids[i] = chunk_id
-            vecs[i] = np.frombuffer(blob, np.float32)
+            ids[i], vecs[i] = chunk_id, self._vector(chunk_id, blob, dim)
         return vx.build_index(self.meta("index_type") or "flat", ids, vecs, dim)
 
     # -- reading ------------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""The real default encoder end to end: cross-lingual retrieval through the CLI.
+
+Each topic exists in only one language, next to same-language distractors, so the query must
+cross languages to find it. Texts written for this test (project licence).
+"""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from xlsearch.cli import cli
+
+ZH_ONLY = {
+    "crop.md": "# 裁剪图像\n\n使用裁剪工具可以去掉图像边缘不需要的部分。先在图像上拖出一个矩形，然后按回车键确认裁剪。",
+    "bread.md": "# 烤面包\n\n把面粉、水、酵母和盐混合成面团，发酵两个小时后放进预热到二百度的烤箱烤四十分钟。",
+    "train.md": "# 高速铁路\n\n高速列车的运行速度可以超过每小时三百公里，大大缩短了城市之间的旅行时间。",
+}
+EN_ONLY = {
+    "backup.md": "# Backups\n\nKeep at least three copies of important files on two different media, with one copy stored off site.",
+    "cats.md": "# Cats\n\nDomestic cats sleep for twelve to sixteen hours a day and are most active at dawn and dusk.",
+    "python.md": "# Virtual environments\n\nCreate an isolated Python environment with python -m venv, then activate it before installing packages.",
+}
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, real_model_dir):
+    root = tmp_path_factory.mktemp("mixed")
+    for name, text in {**ZH_ONLY, **EN_ONLY}.items():
+        (root / name).write_text(text, encoding="utf-8")
+    db = root.parent / (root.name + "-idx")
+    r = CliRunner().invoke(cli, ["-q", "index", str(root), "--db", str(db), "--model", str(real_model_dir)])
+    assert r.exit_code == 0, r.output
+    return db
+
+
+def top_hit(db, query):
+    r = CliRunner().invoke(cli, ["-q", "search", query, "--db", str(db), "--json", "-k", "3"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["hits"][0]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("how do I crop an image", "crop.md"),
+        ("baking bread in the oven", "bread.md"),
+        ("high-speed rail travel time between cities", "train.md"),
+    ],
+)
+def test_english_query_finds_the_chinese_document(indexed, query, expected):
+    hit = top_hit(indexed, query)
+    assert hit["path"].endswith(expected) and hit["lang"] == "zh"
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("重要文件的备份", "backup.md"),
+        ("猫每天睡多长时间", "cats.md"),
+        ("如何创建 Python 虚拟环境", "python.md"),
+    ],
+)
+def test_chinese_query_finds_the_english_document(indexed, query, expected):
+    hit = top_hit(indexed, query)
+    assert hit["path"].endswith(expected) and hit["lang"] == "en"
