@@ -131,3 +131,19 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: empty query — type some words to search for"
+
+
+def test_eval_on_a_tiny_set_with_known_answers(run, tiny_model_dir, tmp_path):
+    # identical text on both sides: query-mode bitext must be perfect, whatever the weights
+    # (the passage-mode metrics depend on the random weights, so only their range is checked)
+    data = tmp_path / "dev"
+    data.mkdir()
+    lines = [f"the quick brown fox {i} jumps. over the lazy dog {i} again" for i in range(30)]
+    (data / "same.tsv").write_text("".join(f"{t}\t{t}\n" for t in lines), encoding="utf-8")
+    r = run("eval", "--model", tiny_model_dir, "--data", data, "--json")
+    assert r.exit_code == 0, r.output
+    [row] = json.loads(r.stdout)["sets"]
+    assert row["pairs"] == 30 and row["bitext_en_zh"] == row["bitext_zh_en"] == 1.0
+    assert all(0.0 <= v <= 1.0 for k, v in row.items() if k.startswith(("bias", "mrr", "r10")))
+    r = run("eval", "--model", tiny_model_dir, "--data", tmp_path / "none")
+    assert r.exit_code == 2 and "no such folder" in r.stderr

@@ -251,6 +251,34 @@ def embed(model, batch_size):
         out.write(json.dumps([round(float(x), 7) for x in vec]) + "\n")
 
 
+@cli.command("eval")
+@_model_option
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Folder of english<TAB>chinese dev TSVs (default: $XLSEARCH_DEV_DATA, else ../shared/data/parallel/dev).")
+@click.option("--sets", default=None, help="Comma-separated dev file stems (default: all in --data).")
+@click.option("--limit", type=click.IntRange(10), default=None, help="First N pairs of each set (quick checks).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def eval_command(ctx, model, data, sets, limit, as_json):
+    """Measure cross-lingual quality on parallel dev data.
+
+    \b
+    Per set: bitext accuracy (translation nearest among the other language), MRR@10 of
+    query → other-language passages, and the language-bias score: both languages in one pool,
+    how often the translation is in the top 10 / top 1. Plus a same-language check
+    (first sentence → rest of its segment). Use dev data only, never test sets.
+    """
+    from training.evaluate import default_dev_dir, format_table, run_eval
+
+    from .encoder import Encoder
+
+    result = run_eval(
+        Encoder.load(model), data or default_dev_dir(), sets.split(",") if sets else None, limit,
+        progress=not ctx.obj["quiet"] and not as_json,
+    )
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else format_table(result))
+
+
 @cli.group()
 def model():
     """Manage encoder models."""
