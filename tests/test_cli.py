@@ -147,3 +147,16 @@ def test_eval_on_a_tiny_set_with_known_answers(run, tiny_model_dir, tmp_path):
     assert all(0.0 <= v <= 1.0 for k, v in row.items() if k.startswith(("bias", "mrr", "r10")))
     r = run("eval", "--model", tiny_model_dir, "--data", tmp_path / "none")
     assert r.exit_code == 2 and "no such folder" in r.stderr
+
+
+def test_model_center_writes_a_centered_model(run, tiny_model_dir, tmp_path):
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "a.tsv").write_text("".join(f"the lazy dog {i}\t懒狗 {i}\n" for i in range(40)), encoding="utf-8")
+    out = tmp_path / "centered"
+    r = run("model", "center", "--model", tiny_model_dir, "--train", train, "--per-file", 20, "--out", out)
+    assert r.exit_code == 0, r.output
+    types = [m["type"].rsplit(".", 1)[1] for m in json.loads((out / "modules.json").read_text())]
+    assert r.stdout.strip() == str(out) and types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
+    r = run("embed", "--model", out, input='{"text": "懒狗"}\n')
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 32

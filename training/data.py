@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from xlsearch.errors import InputError
@@ -25,3 +26,17 @@ def read_pairs(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
             if limit and len(pairs) >= limit:
                 break
     return pairs
+
+
+def _shared_parallel_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "parallel"
+
+
+def default_train_dir() -> Path:
+    """`$XLSEARCH_TRAIN_DATA`, else the shared training data beside this checkout."""
+    return Path(os.environ.get("XLSEARCH_TRAIN_DATA") or _shared_parallel_dir() / "train")
+
+
+def default_dev_dir() -> Path:
+    """`$XLSEARCH_DEV_DATA`, else the shared dev data beside this checkout."""
+    return Path(os.environ.get("XLSEARCH_DEV_DATA") or _shared_parallel_dir() / "dev")

@@ -21,7 +21,6 @@ so a vector transform (e.g. language centering) can be measured without re-encod
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -173,12 +172,6 @@ def same_language(encoder: Encoder, texts: list[str], lang: str, transform: Tran
         queries, targets = transform(queries, lang, "query"), transform(targets, lang, "passage")
     metrics = retrieval_metrics(gold_ranks(queries @ targets.T, np.arange(len(items))))
     return {"items": len(items), "r1": metrics["r1"], "mrr10": metrics["mrr10"]}
-
-
-def default_dev_dir() -> Path:
-    """`$XLSEARCH_DEV_DATA`, else the shared dev data beside this checkout."""
-    env = os.environ.get("XLSEARCH_DEV_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data" / "parallel" / "dev"
 
 
 def run_eval(

