@@ -1,7 +1,10 @@
 """The real default encoder end to end: cross-lingual retrieval through the CLI.
 
-Each topic exists in only one language, next to same-language distractors, so the query must
-cross languages to find it. Texts written for this test (project licence).
+Each topic exists in only one language, next to distractors in both languages, so the query
+must cross languages to find it. Among documents of the other language the answer must come
+first; in the mixed pool the base encoder's same-language bias can push it down (a measured,
+known weakness, see `xlsearch eval`), so there it must be in the top 3.
+Texts written for this test (project licence).
 """
 
 import json
@@ -34,10 +37,10 @@ def indexed(tmp_path_factory, real_model_dir):
     return db
 
 
-def top_hit(db, query):
-    r = CliRunner().invoke(cli, ["-q", "search", query, "--db", str(db), "--json", "-k", "3"])
+def hits(db, query, *args):
+    r = CliRunner().invoke(cli, ["-q", "search", query, "--db", str(db), "--json", "-k", "3", *args])
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)["hits"][0]
+    return [(h["path"].rsplit("/", 1)[1], h["lang"]) for h in json.loads(r.stdout)["hits"]]
 
 
 @pytest.mark.parametrize(
@@ -49,8 +52,8 @@ def top_hit(db, query):
     ],
 )
 def test_english_query_finds_the_chinese_document(indexed, query, expected):
-    hit = top_hit(indexed, query)
-    assert hit["path"].endswith(expected) and hit["lang"] == "zh"
+    assert hits(indexed, query, "--lang", "zh")[0] == (expected, "zh")
+    assert (expected, "zh") in hits(indexed, query)
 
 
 @pytest.mark.parametrize(
@@ -62,5 +65,5 @@ def test_english_query_finds_the_chinese_document(indexed, query, expected):
     ],
 )
 def test_chinese_query_finds_the_english_document(indexed, query, expected):
-    hit = top_hit(indexed, query)
-    assert hit["path"].endswith(expected) and hit["lang"] == "en"
+    assert hits(indexed, query, "--lang", "en")[0] == (expected, "en")
+    assert (expected, "en") in hits(indexed, query)
