@@ -51,6 +51,8 @@ def test_language_bias_sees_what_bitext_accuracy_does_not():
     assert bias["top1"] < 0.5, "but in a mixed pool same-language text wins"
     centered = language_bias(normed(en - en.mean(0)), normed(en - en.mean(0)), normed(zh - zh.mean(0)))
     assert centered["top1"] > 0.95, "removing each language's mean restores the translations"
+    balanced = language_bias(en, en, zh, balance=True)
+    assert balanced["top1"] > 0.8, "so does calibrating scores per language at ranking time"
 
 
 def test_language_bias_ignores_the_query_itself():

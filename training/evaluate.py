@@ -21,6 +21,8 @@ so a vector transform (e.g. language centering) can be measured without re-encod
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.chunker import split_sentences
+from search.calibration import LanguageCalibration, sample_by_language
+from xlsearch.config import xlsearch_home
 from xlsearch.encoder import Encoder
 from xlsearch.errors import InputError
 
@@ -59,11 +63,23 @@ class PairVectors:
 
     @classmethod
     def encode(cls, encoder: Encoder, pairs: list[tuple[str, str]], batch_size: int = 64) -> PairVectors:
+        """Encode, or load from the cache: re-scoring (balance, transforms) should not re-encode."""
+        text = "\n".join(f"{e}\t{z}" for e, z in pairs).encode("utf-8")
+        key = hashlib.sha256(encoder.fingerprint.encode() + text).hexdigest()[:24]
+        cache = xlsearch_home() / "cache" / "eval" / f"{key}.npz"
+        if cache.exists():
+            with np.load(cache) as npz:
+                return cls(**{name: npz[name] for name in npz.files})
         en, zh = [e for e, _ in pairs], [z for _, z in pairs]
-        return cls(
+        vecs = cls(
             encoder.encode(en, "query", batch_size), encoder.encode(en, "passage", batch_size),
             encoder.encode(zh, "query", batch_size), encoder.encode(zh, "passage", batch_size),
         )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, **asdict(vecs))
+        os.replace(tmp, cache)
+        return vecs
 
     def transformed(self, transform: Transform | None) -> PairVectors:
         if transform is None:
@@ -105,11 +121,17 @@ def retrieval_metrics(ranks: np.ndarray) -> dict[str, float]:
     }
 
 
-def language_bias(queries: np.ndarray, same_side: np.ndarray, other_side: np.ndarray) -> dict[str, float]:
-    """Query i against a pool of both sides; gold = other_side[i]; its own text is left out."""
+def language_bias(queries: np.ndarray, same_side: np.ndarray, other_side: np.ndarray, balance: bool = False) -> dict[str, float]:
+    """Query i against a pool of both sides; gold = other_side[i]; its own text is left out.
+
+    With `balance`, scores are calibrated per language as search does (`search.calibration`).
+    """
     n = len(queries)
     pool = np.vstack([other_side, same_side])
     sims = queries @ pool.T
+    if balance:
+        langs = ["other"] * n + ["same"] * n
+        sims = LanguageCalibration(sample_by_language(pool, langs)).batch(queries, sims, langs)
     sims[np.arange(n), n + np.arange(n)] = -np.inf  # the query's own text is not a competitor
     ranks = gold_ranks(sims, np.arange(n))
     return {"top1": float((ranks < 1).mean()), "top10": float((ranks < 10).mean())}
@@ -134,13 +156,13 @@ class SetReport:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def evaluate_pairs(name: str, vecs: PairVectors) -> SetReport:
+def evaluate_pairs(name: str, vecs: PairVectors, balance: bool = False) -> SetReport:
     bitext = bitext_accuracy_from_vectors(vecs.en_query, vecs.zh_query)
     gold = np.arange(len(vecs.en_query))
     en_zh = retrieval_metrics(gold_ranks(vecs.en_query @ vecs.zh_passage.T, gold))
     zh_en = retrieval_metrics(gold_ranks(vecs.zh_query @ vecs.en_passage.T, gold))
-    bias_en = language_bias(vecs.en_query, vecs.en_passage, vecs.zh_passage)
-    bias_zh = language_bias(vecs.zh_query, vecs.zh_passage, vecs.en_passage)
+    bias_en = language_bias(vecs.en_query, vecs.en_passage, vecs.zh_passage, balance)
+    bias_zh = language_bias(vecs.zh_query, vecs.zh_passage, vecs.en_passage, balance)
     return SetReport(
         name, len(gold), bitext.en_to_zh, bitext.zh_to_en, en_zh["mrr10"], zh_en["mrr10"], en_zh["r10"], zh_en["r10"],
         bias_en["top10"], bias_zh["top10"], bias_en["top1"], bias_zh["top1"],
@@ -176,7 +198,7 @@ def same_language(encoder: Encoder, texts: list[str], lang: str, transform: Tran
 
 def run_eval(
     encoder: Encoder, data_dir: Path, sets: list[str] | None = None, limit: int | None = None,
-    transform: Transform | None = None, progress: bool = True,
+    transform: Transform | None = None, progress: bool = True, balance: bool = False,
 ) -> dict:
     """Every metric on every requested dev set; `sets=None` means all `*.tsv` in `data_dir`."""
     data_dir = Path(data_dir)
@@ -187,11 +209,11 @@ def run_eval(
     for name in tqdm(names, desc="eval", unit="set", disable=not progress):
         pairs = read_pairs(data_dir / f"{name}.tsv", limit)
         vecs = PairVectors.encode(encoder, pairs).transformed(transform)
-        reports.append(evaluate_pairs(name, vecs).to_dict())
+        reports.append(evaluate_pairs(name, vecs, balance).to_dict())
         en_texts += [e for e, _ in pairs]
         zh_texts += [z for _, z in pairs]
     same = {lang: same_language(encoder, texts, lang, transform) for lang, texts in (("en", en_texts), ("zh", zh_texts))}
-    return {"model": encoder.name, "sets": reports, "same_language": same}
+    return {"model": encoder.name, "balance": balance, "sets": reports, "same_language": same}
 
 
 def format_table(result: dict) -> str:
@@ -201,7 +223,7 @@ def format_table(result: dict) -> str:
         ("bias_top10_en", "bias@10 en-q", 12), ("bias_top10_zh", "zh-q", 6),
         ("bias_top1_en", "bias@1 en-q", 11), ("bias_top1_zh", "zh-q", 6),
     ]
-    lines = [f"model: {result['model']}", f"{'set':<18} {'pairs':>5} " + " ".join(f"{t:>{w}}" for _, t, w in cols)]
+    lines = [f"model: {result['model']}" + ("; language-balanced scores" if result.get("balance") else ""), f"{'set':<18} {'pairs':>5} " + " ".join(f"{t:>{w}}" for _, t, w in cols)]
     for row in result["sets"]:
         lines.append(f"{row['set']:<18} {row['pairs']:>5} " + " ".join(f"{row[k]:>{w}.3f}" for k, _, w in cols))
     for lang, m in result["same_language"].items():

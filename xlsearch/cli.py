@@ -257,9 +257,11 @@ def embed(model, batch_size):
               help="Folder of english<TAB>chinese dev TSVs (default: $XLSEARCH_DEV_DATA, else ../shared/data/parallel/dev).")
 @click.option("--sets", default=None, help="Comma-separated dev file stems (default: all in --data).")
 @click.option("--limit", type=click.IntRange(10), default=None, help="First N pairs of each set (quick checks).")
+@click.option("--balance/--no-balance", default=False, show_default=True,
+              help="Score the language-bias test with per-language calibration, as search --balance does.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
-def eval_command(ctx, model, data, sets, limit, as_json):
+def eval_command(ctx, model, data, sets, limit, balance, as_json):
     """Measure cross-lingual quality on parallel dev data.
 
     \b
@@ -275,7 +277,7 @@ def eval_command(ctx, model, data, sets, limit, as_json):
 
     result = run_eval(
         Encoder.load(model), data or default_dev_dir(), sets.split(",") if sets else None, limit,
-        progress=not ctx.obj["quiet"] and not as_json,
+        progress=not ctx.obj["quiet"] and not as_json, balance=balance,
     )
     click.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else format_table(result))
 
