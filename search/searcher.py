@@ -2,7 +2,10 @@
 
 FAISS ranks chunks; a document with several matching chunks should appear once, under its best
 chunk, so we over-fetch chunks and group. A language filter is applied after the vector search
-(FAISS knows nothing of languages), widening the fetch until enough hits survive.
+(FAISS knows nothing of languages), widening the fetch until enough hits survive. With
+`balance` (the default), candidates are ranked by scores calibrated per language
+(`search.calibration`), so a document in the other language is not buried under
+same-language text that merely shares the query's language.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ MAX_QUERY_CHARS = 2000
 MAX_K = 1000
 LANG_FILTERS = ("any", "en", "zh", "other")
 SNIPPET_CHARS = 280
+BALANCE_FETCH = 200  # candidates scored per query when balancing, so both languages are present
 
 
 @dataclass
 class Hit:
     rank: int
-    score: float
+    score: float  # what the ranking used: calibrated z-score when balanced, else cosine
+    similarity: float  # cosine between query and chunk
     doc_id: int
     chunk_id: int
     lang: str
@@ -52,35 +57,41 @@ def validate_query(query: str, k: int, lang: str) -> str:
     return query
 
 
-def search(store: Store, encoder: Encoder, query: str, k: int = 10, lang: str = "any") -> list[Hit]:
+def search(store: Store, encoder: Encoder, query: str, k: int = 10, lang: str = "any", balance: bool = True) -> list[Hit]:
     query = validate_query(query, k, lang)
     qvec = encoder.encode([query], "query")[0]
+    balance = balance and lang == "any"
     total = store.vector_index().ntotal
-    fetch = min(total, k * 10 + 20)
+    fetch = min(total, max(k * 10 + 20, BALANCE_FETCH if balance else 0))
     while True:
-        best: dict[int, tuple[float, dict]] = {}
-        matches: dict[int, int] = {}
         found = store.search_vectors(qvec, fetch)
         rows = store.chunk_rows([cid for cid, _ in found])
-        for chunk_id, score in found:
-            row = rows.get(chunk_id)  # None: deleted by an index run still in progress
-            if row is None or (lang != "any" and row["lang"] != lang):
-                continue
+        # a row is None when an index run still in progress deleted its chunk: skip it
+        candidates = [(rows[cid], sim) for cid, sim in found if cid in rows and lang in ("any", rows[cid]["lang"])]
+        if balance and candidates:
+            calibrate = store.language_calibration()
+            ranked = calibrate(qvec, [sim for _, sim in candidates], [row["lang"] for row, _ in candidates])
+        else:
+            ranked = [sim for _, sim in candidates]
+        best: dict[int, tuple[float, float, dict]] = {}
+        matches: dict[int, int] = {}
+        for (row, sim), score in zip(candidates, ranked):
             doc = row["doc_id"]
             matches[doc] = matches.get(doc, 0) + 1
-            if doc not in best:
-                best[doc] = (score, row)
+            if doc not in best or score > best[doc][0]:
+                best[doc] = (float(score), sim, row)
         if len(best) >= k or fetch >= total:
             break
         fetch = min(total, fetch * 4)
-    ranked = sorted(best.values(), key=lambda sr: -sr[0])[:k]
+    top = sorted(best.values(), key=lambda t: -t[0])[:k]
     return [
         Hit(
-            rank=i + 1, score=round(score, 4), doc_id=row["doc_id"], chunk_id=row["id"], lang=row["lang"],
-            title=row["title"], path=row["path"], key=row["key"], snippet=make_snippet(row["text"], query),
-            start=row["start"], end=row["end"], more_chunks=matches[row["doc_id"]] - 1,
+            rank=i + 1, score=round(score, 4), similarity=round(sim, 4), doc_id=row["doc_id"], chunk_id=row["id"],
+            lang=row["lang"], title=row["title"], path=row["path"], key=row["key"],
+            snippet=make_snippet(row["text"], query), start=row["start"], end=row["end"],
+            more_chunks=matches[row["doc_id"]] - 1,
         )
-        for i, (score, row) in enumerate(ranked)
+        for i, (score, sim, row) in enumerate(top)
     ]
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 SQLITE_NAME = "index.sqlite"
 LOCK_NAME = "write.lock"
+CALIBRATION_SAMPLE = 512  # chunks per language (a fixed pseudo-random pick) standing for its background
 
 
 @dataclass
@@ -347,6 +348,23 @@ class Store:
     def search_vectors(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         scores, ids = vx.search_index(self.vector_index(), query, k)
         return [(int(i), float(s)) for i, s in zip(ids, scores)]
+
+    def language_calibration(self):
+        """Per-language background samples for balanced ranking, cached per generation."""
+        from search.calibration import LanguageCalibration
+
+        generation = self.generation
+        if getattr(self, "_calibration", (None, None))[0] != generation:
+            dim = int(self.meta("dim"))
+            samples = {}
+            for (lang,) in self.db.execute("select distinct lang from chunks").fetchall():
+                rows = self.db.execute(
+                    "select id, vector from chunks where lang = ? order by (id * 2654435761) % 4294967296 limit ?", [lang, CALIBRATION_SAMPLE]
+                )
+                vecs = [self._vector(cid, blob, dim) for cid, blob in rows]
+                samples[lang] = np.vstack(vecs) if vecs else np.zeros((0, dim), np.float32)
+            self._calibration = (generation, LanguageCalibration(samples))
+        return self._calibration[1]
 
     def chunk_rows(self, chunk_ids: list[int]) -> dict[int, dict]:
         """Chunk id → its text, offsets, language and document/file fields (missing ids skipped)."""
