@@ -1,1 +1,1 @@
-"""The web UI and JSON API (FastAPI); see the web issue. Empty until then."""
+"""The web UI and JSON API (FastAPI + Jinja2), served by `xlsearch serve`."""

@@ -253,6 +253,26 @@ def embed(model, batch_size):
         out.write(json.dumps([round(float(x), 7) for x in vec]) + "\n")
 
 
+@cli.command()
+@_db_option
+@_model_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def serve(db, model, host, port):
+    """Serve the search page and JSON API (/api/search, /api/documents/ID, /healthz, /docs).
+
+    Read-only; the model is loaded and warmed before the first request.
+    """
+    import uvicorn
+
+    from web.app import Engine, create_app
+
+    db = db or default_db_dir()
+    engine = Engine(db, model)  # fail here, as one line, rather than inside the server
+    log.info("serving %s on http://%s:%d", db, host, port)
+    uvicorn.run(create_app(db, engine=engine), host=host, port=port, log_level="warning")
+
+
 @cli.command("eval")
 @_model_option
 @click.option("--data", type=click.Path(path_type=Path), default=None,

@@ -1,0 +1,159 @@
+"""The web UI and JSON API over one index: FastAPI, pages rendered server-side with Jinja2.
+
+Read-only: the app opens the index for reading and never writes. The model is loaded once per
+process, at start-up, and warmed with one query so the first visitor does not pay for it.
+Every user mistake becomes a 4xx with a JSON error (API) or a message on the page (HTML);
+templates autoescape, so document and query text can never inject markup.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from search.searcher import LANG_FILTERS, MAX_K, Hit, search
+from xlsearch.encoder import Encoder
+from xlsearch.errors import XlsearchError
+from xlsearch.store import Store
+
+HERE = Path(__file__).resolve().parent
+
+
+class HitModel(BaseModel):
+    rank: int
+    score: float
+    similarity: float
+    doc_id: int
+    chunk_id: int
+    lang: str
+    title: str
+    path: str
+    key: str
+    snippet: str
+    start: int
+    end: int
+    more_chunks: int
+
+
+class SearchResponse(BaseModel):
+    query: str
+    lang: str
+    balance: bool
+    hits: list[HitModel]
+
+
+class DocumentResponse(BaseModel):
+    id: int
+    title: str
+    path: str
+    key: str
+    lang: str
+    text: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+class Engine:
+    """The store and encoder one process serves; SQLite access is serialised by a lock."""
+
+    def __init__(self, db: Path, model: str | None = None):
+        self.store = Store.open(db)
+        self.encoder = Encoder.load(model or self.store.model_identity.path)
+        self.store.check_model(self.encoder.identity)
+        self.lock = threading.Lock()
+        self.search("warm up", k=1)
+
+    def search(self, query: str, k: int = 10, lang: str = "any", balance: bool = True) -> list[Hit]:
+        with self.lock:
+            return search(self.store, self.encoder, query, k=k, lang=lang, balance=balance)
+
+    def document(self, doc_id: int) -> dict | None:
+        with self.lock:
+            row = self.store.db.execute(
+                "select d.id, d.title, f.path, d.key, d.lang, d.text from documents d join files f on f.id = d.file_id where d.id = ?",
+                [doc_id],
+            ).fetchone()
+        return dict(zip(("id", "title", "path", "key", "lang", "text"), row)) if row else None
+
+    def chunk_span(self, doc_id: int, chunk_id: int) -> tuple[int, int] | None:
+        with self.lock:
+            row = self.store.db.execute("select start, end from chunks where id = ? and doc_id = ?", [chunk_id, doc_id]).fetchone()
+        return tuple(row) if row else None
+
+
+def create_app(db: Path, model: str | None = None, engine: Engine | None = None) -> FastAPI:
+    state: dict[str, Engine] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state["engine"] = engine or Engine(db, model)
+        yield
+        state["engine"].store.close()
+
+    app = FastAPI(title="xlsearch", summary="Cross-lingual English/Chinese search", lifespan=lifespan)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    @app.exception_handler(XlsearchError)
+    async def user_error(request: Request, exc: XlsearchError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "model": state["engine"].encoder.name}
+
+    @app.get("/api/search", response_model=SearchResponse, responses={400: {"model": ErrorResponse}})
+    def api_search(
+        q: str = Query(..., max_length=2000, description="Query, English or Chinese"),
+        k: int = Query(10, ge=1, le=MAX_K),
+        lang: str = Query("any", pattern="^(" + "|".join(LANG_FILTERS) + ")$"),
+        balance: bool = True,
+    ) -> SearchResponse:
+        hits = state["engine"].search(q, k=k, lang=lang, balance=balance)
+        return SearchResponse(query=q, lang=lang, balance=balance, hits=[HitModel(**h.to_dict()) for h in hits])
+
+    @app.get("/api/documents/{doc_id}", response_model=DocumentResponse, responses={404: {"model": ErrorResponse}})
+    def api_document(doc_id: int) -> DocumentResponse:
+        doc = state["engine"].document(doc_id)
+        if doc is None:
+            raise HTTPException(404, f"no document {doc_id} in this index")
+        return DocumentResponse(**doc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(request: Request, q: str = "", lang: str = "any", k: int = 10):
+        error, hits = None, []
+        if lang not in LANG_FILTERS:
+            lang = "any"
+        if q.strip():
+            try:
+                hits = state["engine"].search(q, k=max(1, min(k, 50)), lang=lang)
+            except XlsearchError as exc:
+                error = str(exc)
+        return templates.TemplateResponse(
+            request, "search.html", {"q": q, "lang": lang, "hits": hits, "error": error, "langs": LANG_FILTERS}
+        )
+
+    @app.get("/documents/{doc_id}", response_class=HTMLResponse)
+    def document_page(request: Request, doc_id: int, chunk: int | None = None, q: str = ""):
+        doc = state["engine"].document(doc_id)
+        if doc is None:
+            raise HTTPException(404, f"no document {doc_id} in this index")
+        span = state["engine"].chunk_span(doc_id, chunk) if chunk is not None else None
+        text = doc["text"]
+        parts = (text[: span[0]], text[span[0] : span[1]], text[span[1] :]) if span else (text, "", "")
+        return templates.TemplateResponse(request, "document.html", {"doc": doc, "parts": parts, "q": q})
+
+    return app
