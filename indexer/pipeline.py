@@ -26,6 +26,7 @@ from xlsearch.store import ChunkRecord, DocumentRecord, FileRecord, Store
 from .chunker import chunk_text
 from .language import detect_language
 from .readers import file_type, read_file
+from .terms import fts_text
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,10 @@ def parse_file(path: Path, data: bytes, encoder: Encoder, config: IndexConfig) -
     documents = []
     for parsed in read_file(path, data, config.text_field, config.id_field):
         spans = chunk_text(parsed.text, encoder, config.chunk.max_tokens, config.chunk.overlap_tokens)
-        chunks = [
-            ChunkRecord(s.start, s.end, detect_language(parsed.text[s.start : s.end]), s.n_tokens) for s in spans
-        ]
+        chunks = []
+        for s in spans:
+            text = parsed.text[s.start : s.end]
+            chunks.append(ChunkRecord(s.start, s.end, detect_language(text), s.n_tokens, terms=fts_text(text)))
         documents.append(DocumentRecord(parsed.key, parsed.title, parsed.text, _dominant_language(chunks), chunks))
     return documents
 

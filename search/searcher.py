@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from indexer.terms import fts_query
+from xlsearch.config import SearchConfig
 from xlsearch.encoder import Encoder
 from xlsearch.errors import InputError
 from xlsearch.store import Store
@@ -20,6 +22,7 @@ from xlsearch.store import Store
 MAX_QUERY_CHARS = 2000
 MAX_K = 1000
 LANG_FILTERS = ("any", "en", "zh", "other")
+MODES = ("dense", "lexical", "hybrid")
 SNIPPET_CHARS = 280
 BALANCE_FETCH = 200  # candidates scored per query when balancing, so both languages are present
 
@@ -27,8 +30,8 @@ BALANCE_FETCH = 200  # candidates scored per query when balancing, so both langu
 @dataclass
 class Hit:
     rank: int
-    score: float  # what the ranking used: calibrated z-score when balanced, else cosine
-    similarity: float  # cosine between query and chunk
+    score: float  # what the ranking used: calibrated z-score (balanced), cosine, bm25 or fused
+    similarity: float | None  # cosine between query and chunk (None for a lexical-only hit)
     doc_id: int
     chunk_id: int
     lang: str
@@ -57,42 +60,76 @@ def validate_query(query: str, k: int, lang: str) -> str:
     return query
 
 
-def search(store: Store, encoder: Encoder, query: str, k: int = 10, lang: str = "any", balance: bool = True) -> list[Hit]:
+def search(
+    store: Store, encoder: Encoder, query: str, k: int = 10, lang: str = "any", balance: bool = True,
+    mode: str = "dense", config: SearchConfig | None = None,
+) -> list[Hit]:
+    """Ranked hits, one per document.
+
+    mode: dense (vectors), lexical (FTS5 bm25 over jieba/lower-cased terms) or hybrid
+    (reciprocal rank fusion of the two, weights in `SearchConfig`).
+    """
     query = validate_query(query, k, lang)
-    qvec = encoder.encode([query], "query")[0]
-    balance = balance and lang == "any"
+    if mode not in MODES:
+        raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    config = config or SearchConfig()
+    qvec = encoder.encode([query], "query")[0] if mode != "lexical" else None
+    balance = balance and lang == "any" and qvec is not None
     total = store.vector_index().ntotal
     fetch = min(total, max(k * 10 + 20, BALANCE_FETCH if balance else 0))
+    match = fts_query(query) if mode != "dense" else None
     while True:
-        found = store.search_vectors(qvec, fetch)
-        rows = store.chunk_rows([cid for cid, _ in found])
-        # a row is None when an index run still in progress deleted its chunk: skip it
-        candidates = [(rows[cid], sim) for cid, sim in found if cid in rows and lang in ("any", rows[cid]["lang"])]
-        if balance and candidates:
-            calibrate = store.language_calibration()
-            ranked = calibrate(qvec, [sim for _, sim in candidates], [row["lang"] for row, _ in candidates])
-        else:
-            ranked = [sim for _, sim in candidates]
-        best: dict[int, tuple[float, float, dict]] = {}
+        dense = store.search_vectors(qvec, fetch) if qvec is not None else []
+        lexical = store.search_terms(match, fetch) if match else []
+        rows = store.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
+        # a row is missing when an index run still in progress deleted its chunk: skip it
+        keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"])  # noqa: E731
+        dense = [(cid, sim) for cid, sim in dense if keep(cid)]
+        lexical = [(cid, bm25) for cid, bm25 in lexical if keep(cid)]
+        similarity = dict(dense)
+        scores = _dense_scores(store, qvec, dense, rows, balance)
+        if mode == "lexical":
+            scores = dict(lexical)
+        elif mode == "hybrid":
+            scores = _fuse(scores, dict(lexical), config)
+        best: dict[int, tuple[float, int]] = {}
         matches: dict[int, int] = {}
-        for (row, sim), score in zip(candidates, ranked):
-            doc = row["doc_id"]
+        for cid, score in scores.items():
+            doc = rows[cid]["doc_id"]
             matches[doc] = matches.get(doc, 0) + 1
             if doc not in best or score > best[doc][0]:
-                best[doc] = (float(score), sim, row)
+                best[doc] = (score, cid)
         if len(best) >= k or fetch >= total:
             break
         fetch = min(total, fetch * 4)
     top = sorted(best.values(), key=lambda t: -t[0])[:k]
-    return [
-        Hit(
-            rank=i + 1, score=round(score, 4), similarity=round(sim, 4), doc_id=row["doc_id"], chunk_id=row["id"],
-            lang=row["lang"], title=row["title"], path=row["path"], key=row["key"],
+    hits = []
+    for i, (score, cid) in enumerate(top):
+        row = rows[cid]
+        sim = similarity.get(cid)
+        hits.append(Hit(
+            rank=i + 1, score=round(score, 4), similarity=None if sim is None else round(sim, 4), doc_id=row["doc_id"],
+            chunk_id=cid, lang=row["lang"], title=row["title"], path=row["path"], key=row["key"],
             snippet=make_snippet(row["text"], query), start=row["start"], end=row["end"],
             more_chunks=matches[row["doc_id"]] - 1,
-        )
-        for i, (score, sim, row) in enumerate(top)
-    ]
+        ))
+    return hits
+
+
+def _dense_scores(store: Store, qvec, dense: list[tuple[int, float]], rows: dict, balance: bool) -> dict[int, float]:
+    if not balance or not dense:
+        return dict(dense)
+    calibrated = store.language_calibration()(qvec, [sim for _, sim in dense], [rows[cid]["lang"] for cid, _ in dense])
+    return {cid: float(z) for (cid, _), z in zip(dense, calibrated)}
+
+
+def _fuse(dense: dict[int, float], lexical: dict[int, float], config: SearchConfig) -> dict[int, float]:
+    """Reciprocal rank fusion: each list adds weight / (rrf_k + rank)."""
+    fused: dict[int, float] = {}
+    for weight, scores in ((config.dense_weight, dense), (config.lexical_weight, lexical)):
+        for rank, cid in enumerate(sorted(scores, key=lambda c: -scores[c]), start=1):
+            fused[cid] = fused.get(cid, 0.0) + weight / (config.rrf_k + rank)
+    return fused
 
 
 def query_terms(query: str) -> list[str]:

@@ -160,3 +160,22 @@ def test_model_center_writes_a_centered_model(run, tiny_model_dir, tmp_path):
     assert r.stdout.strip() == str(out) and types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
     r = run("embed", "--model", out, input='{"text": "懒狗"}\n')
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 32
+
+
+def test_lexical_and_hybrid_modes_find_exact_identifiers(run, tmp_path, tiny_model_dir):
+    root = tmp_path / "code"
+    root.mkdir()
+    (root / "a.md").write_text("# Config\n\nSet frobnicate_level=42 in 配置文件 to enable it.", encoding="utf-8")
+    (root / "b.md").write_text("# Other\n\nthe quick brown fox jumps over the lazy dog.", encoding="utf-8")
+    db = tmp_path / "idx"
+    assert run("index", root, "--db", db, "--model", tiny_model_dir).exit_code == 0
+    for mode in ("lexical", "hybrid"):
+        r = run("search", "frobnicate_level", "--db", db, "--mode", mode, "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["hits"][0]["path"].endswith("a.md"), mode
+    r = run("search", "配置", "--db", db, "--mode", "lexical", "--json")
+    assert [h["path"][-4:] for h in json.loads(r.stdout)["hits"]] == ["a.md"]
+    (root / "a.md").unlink()
+    assert run("index", root, "--db", db, "--prune").exit_code == 0
+    r = run("search", "frobnicate_level", "--db", db, "--mode", "lexical", "--json")
+    assert json.loads(r.stdout)["hits"] == []

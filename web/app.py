@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 class HitModel(BaseModel):
     rank: int
     score: float
-    similarity: float
+    similarity: float | None
     doc_id: int
     chunk_id: int
     lang: str

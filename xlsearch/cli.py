@@ -159,8 +159,10 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
               help="Only hits in this language.")
 @click.option("--balance/--no-balance", default=True, show_default=True,
               help="Rank by scores calibrated per language, so answers in the other language are not buried.")
+@click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="dense", show_default=True,
+              help="dense vectors, lexical (FTS5 + jieba) or hybrid (rank fusion of both).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(query, db, model, k, lang, balance, as_json):
+def search(query, db, model, k, lang, balance, mode, as_json):
     """Search the index; QUERY may be English or Chinese, hits come in both.
 
     Hits are grouped by document (its best-matching chunk), with score, language, path and a
@@ -176,7 +178,7 @@ def search(query, db, model, k, lang, balance, as_json):
     with Store.open(db) as store:
         encoder = _load_encoder(model, db)
         store.check_model(encoder.identity)
-        hits = run_search(store, encoder, query, k=k, lang=lang, balance=balance)
+        hits = run_search(store, encoder, query, k=k, lang=lang, balance=balance, mode=mode)
     if as_json:
         _emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return
@@ -185,7 +187,8 @@ def search(query, db, model, k, lang, balance, as_json):
     for h in hits:
         where = h.path + (f" [{h.key}]" if h.key else "")
         more = f"  (+{h.more_chunks} more in this document)" if h.more_chunks else ""
-        click.echo(f"{h.rank:>2}. [{h.lang}] {h.similarity:.3f}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
+        sim = "  -  " if h.similarity is None else f"{h.similarity:.3f}"
+        click.echo(f"{h.rank:>2}. [{h.lang}] {sim}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
 
 
 @cli.command()

@@ -40,3 +40,16 @@ class IndexConfig:
     id_field: str | None = None
     prune: bool = False
     commit_every_chunks: int = 2048  # crash loses at most this much embedding work
+
+
+@dataclass
+class SearchConfig:
+    """Hybrid ranking: reciprocal rank fusion of dense and lexical lists.
+
+    Lexical matches are almost always same-language, so its weight also decides how much
+    same-language bias hybrid search re-introduces; measure before raising it.
+    """
+
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 0.5

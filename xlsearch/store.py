@@ -43,6 +43,7 @@ class ChunkRecord:
     lang: str
     n_tokens: int
     vector: np.ndarray | None = None
+    terms: str = ""  # space-separated lexical terms for the FTS5 index (indexer.terms)
 
 
 @dataclass
@@ -157,6 +158,7 @@ class Store:
                     ord integer, start integer, "end" integer, lang text, n_tokens integer, vector blob)"""
             )
             self.db["chunks"].create_index(["doc_id"], if_not_exists=True)
+            self.db.execute("create virtual table if not exists chunks_fts using fts5(terms)")
             self.set_meta(
                 schema_version=SCHEMA_VERSION, generation=0, index_type=index_type,
                 model=identity.to_json(), dim=identity.dim, created_at=_now(), updated_at=_now(),
@@ -224,13 +226,12 @@ class Store:
                         "insert into documents (file_id, key, title, lang, text) values (?, ?, ?, ?, ?)",
                         [file_id, doc.key, doc.title, doc.lang, doc.text],
                     ).lastrowid
-                    conn.executemany(
-                        "insert into chunks (doc_id, ord, start, end, lang, n_tokens, vector) values (?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (doc_id, i, c.start, c.end, c.lang, c.n_tokens, np.asarray(c.vector, np.float32).tobytes())
-                            for i, c in enumerate(doc.chunks)
-                        ],
-                    )
+                    for i, c in enumerate(doc.chunks):
+                        chunk_id = conn.execute(
+                            "insert into chunks (doc_id, ord, start, end, lang, n_tokens, vector) values (?, ?, ?, ?, ?, ?, ?)",
+                            (doc_id, i, c.start, c.end, c.lang, c.n_tokens, np.asarray(c.vector, np.float32).tobytes()),
+                        ).lastrowid
+                        conn.execute("insert into chunks_fts (rowid, terms) values (?, ?)", (chunk_id, c.terms))
             conn.execute(
                 "insert or replace into meta (key, value) values ('generation', ?), ('updated_at', ?)",
                 [str(self.generation + 1), _now()],
@@ -241,6 +242,10 @@ class Store:
         row = conn.execute("select id from files where path = ?", [path]).fetchone()
         if row is None:
             return
+        conn.execute(
+            "delete from chunks_fts where rowid in (select c.id from chunks c join documents d on d.id = c.doc_id where d.file_id = ?)",
+            [row[0]],
+        )
         conn.execute("delete from chunks where doc_id in (select id from documents where file_id = ?)", [row[0]])
         conn.execute("delete from documents where file_id = ?", [row[0]])
         conn.execute("delete from files where id = ?", [row[0]])
@@ -348,6 +353,14 @@ class Store:
     def search_vectors(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         scores, ids = vx.search_index(self.vector_index(), query, k)
         return [(int(i), float(s)) for i, s in zip(ids, scores)]
+
+    def search_terms(self, match: str, k: int) -> list[tuple[int, float]]:
+        """Top-k (chunk id, bm25) for an FTS5 MATCH expression; higher is better."""
+        rows = self.db.execute(
+            "select rowid, -bm25(chunks_fts) from chunks_fts where chunks_fts match ? order by bm25(chunks_fts) limit ?",
+            [match, k],
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
 
     def language_calibration(self):
         """Per-language background samples for balanced ranking, cached per generation."""

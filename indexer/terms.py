@@ -1,0 +1,44 @@
+"""Lexical terms for the FTS5 index: one analyser for documents and queries alike.
+
+Chinese has no spaces, so Han runs are segmented with jieba (search mode, which also emits the
+shorter words inside long ones); Latin words, numbers and identifiers are lower-cased. The
+terms are stored space-separated, and SQLite's default tokenizer splits them on spaces and
+punctuation, so `apt-get` or `os.path` in a query match as adjacent terms (a phrase).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9_]+(?:[.\-:/][A-Za-z0-9_]+)*")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_jieba = None
+
+
+def _segment(run: str) -> list[str]:
+    global _jieba
+    if _jieba is None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        _jieba = jieba
+    return [w for w in _jieba.cut_for_search(run) if w.strip()]
+
+
+def terms(text: str) -> list[str]:
+    out: list[str] = []
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        out.extend(_segment(token) if _HAN.match(token) else [token.lower()])
+    return out
+
+
+def fts_text(text: str) -> str:
+    return " ".join(terms(text))
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 MATCH expression: any of the query's terms, each quoted (so no syntax leaks)."""
+    unique = list(dict.fromkeys(terms(text)))
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique) or None
