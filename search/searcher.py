@@ -10,6 +10,7 @@ same-language text that merely shares the query's language.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import asdict, dataclass
 
@@ -60,30 +61,52 @@ def validate_query(query: str, k: int, lang: str) -> str:
     return query
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which documents may be returned, besides the language."""
+
+    path_glob: str | None = None  # fnmatch pattern on the full path, e.g. "*/manual/*"
+    file_types: tuple[str, ...] = ()  # e.g. ("markdown", "html")
+    modified_after: float | None = None  # file mtime, seconds since the epoch
+    modified_before: float | None = None
+
+    def allows(self, row: dict) -> bool:
+        return (
+            (self.path_glob is None or fnmatch.fnmatchcase(row["path"], self.path_glob))
+            and (not self.file_types or row["file_type"] in self.file_types)
+            and (self.modified_after is None or row["mtime"] >= self.modified_after)
+            and (self.modified_before is None or row["mtime"] < self.modified_before)
+        )
+
+
 def search(
     store: Store, encoder: Encoder, query: str, k: int = 10, lang: str = "any", balance: bool = True,
-    mode: str = "dense", config: SearchConfig | None = None,
+    mode: str = "dense", config: SearchConfig | None = None, filters: Filters | None = None, offset: int = 0,
 ) -> list[Hit]:
-    """Ranked hits, one per document.
+    """Ranked hits, one per document: ranks offset+1 … offset+k.
 
     mode: dense (vectors), lexical (FTS5 bm25 over jieba/lower-cased terms) or hybrid
     (reciprocal rank fusion of the two, weights in `SearchConfig`).
     """
     query = validate_query(query, k, lang)
+    if not 0 <= offset <= MAX_K:
+        raise InputError(f"offset must be between 0 and {MAX_K}, not {offset}")
+    filters = filters or Filters()
+    want = offset + k
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     config = config or SearchConfig()
     qvec = encoder.encode([query], "query")[0] if mode != "lexical" else None
     balance = balance and lang == "any" and qvec is not None
     total = store.vector_index().ntotal
-    fetch = min(total, max(k * 10 + 20, BALANCE_FETCH if balance else 0))
+    fetch = min(total, max(want * 10 + 20, BALANCE_FETCH if balance else 0))
     match = fts_query(query) if mode != "dense" else None
     while True:
         dense = store.search_vectors(qvec, fetch) if qvec is not None else []
         lexical = store.search_terms(match, fetch) if match else []
         rows = store.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
         # a row is missing when an index run still in progress deleted its chunk: skip it
-        keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"])  # noqa: E731
+        keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"]) and filters.allows(rows[cid])  # noqa: E731
         dense = [(cid, sim) for cid, sim in dense if keep(cid)]
         lexical = [(cid, bm25) for cid, bm25 in lexical if keep(cid)]
         similarity = dict(dense)
@@ -99,12 +122,12 @@ def search(
             matches[doc] = matches.get(doc, 0) + 1
             if doc not in best or score > best[doc][0]:
                 best[doc] = (score, cid)
-        if len(best) >= k or fetch >= total:
+        if len(best) >= want or fetch >= total:
             break
         fetch = min(total, fetch * 4)
-    top = sorted(best.values(), key=lambda t: -t[0])[:k]
+    top = sorted(best.values(), key=lambda t: -t[0])[offset:want]
     hits = []
-    for i, (score, cid) in enumerate(top):
+    for i, (score, cid) in enumerate(top, start=offset):
         row = rows[cid]
         sim = similarity.get(cid)
         hits.append(Hit(

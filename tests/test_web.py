@@ -83,3 +83,24 @@ def test_search_page_without_javascript(client):
 def test_openapi_lists_the_api(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/search", "/api/documents/{doc_id}", "/healthz"} <= set(paths)
+
+
+def test_filters_and_pagination(client):
+    everything = client.get("/api/search", params={"q": "the lazy dog", "k": 10}).json()["hits"]
+    assert len(everything) == 3
+    second = client.get("/api/search", params={"q": "the lazy dog", "k": 1, "offset": 1}).json()["hits"]
+    assert [h["doc_id"] for h in second] == [everything[1]["doc_id"]] and second[0]["rank"] == 2
+    only_fox = client.get("/api/search", params={"q": "the lazy dog", "path": "*/fox.md"}).json()["hits"]
+    assert [h["path"].rsplit("/", 1)[1] for h in only_fox] == ["fox.md"]
+    assert client.get("/api/search", params={"q": "dog", "type": "html"}).json()["hits"] == []
+    assert len(client.get("/api/search", params={"q": "dog", "type": "markdown"}).json()["hits"]) == 3
+    assert client.get("/api/search", params={"q": "dog", "after": "2999-01-01"}).json()["hits"] == []
+    assert len(client.get("/api/search", params={"q": "dog", "before": "2999-01-01"}).json()["hits"]) == 3
+    assert client.get("/api/search", params={"q": "dog", "after": "yesterday"}).status_code == 422
+    assert client.get("/api/search", params={"q": "dog", "offset": -1}).status_code == 422
+
+
+def test_page_links_to_the_next_page(client):
+    r = client.get("/", params={"q": "the lazy dog", "page": 1})
+    assert r.status_code == 200 and 'rel="next"' not in r.text  # 3 hits fit on one page
+    assert client.get("/", params={"q": "the lazy dog", "page": 99999}).status_code == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import asynccontextmanager
+from datetime import date, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -18,12 +19,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from search.searcher import LANG_FILTERS, MAX_K, Hit, search
+from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
 from xlsearch.encoder import Encoder
 from xlsearch.errors import XlsearchError
 from xlsearch.store import Store
 
 HERE = Path(__file__).resolve().parent
+PAGE_SIZE = 10
+
+
+def _epoch(day: date | None) -> float | None:
+    return None if day is None else datetime(day.year, day.month, day.day).timestamp()
 
 
 class HitModel(BaseModel):
@@ -72,9 +78,9 @@ class Engine:
         self.lock = threading.Lock()
         self.search("warm up", k=1)
 
-    def search(self, query: str, k: int = 10, lang: str = "any", balance: bool = True) -> list[Hit]:
+    def search(self, query: str, k: int = 10, lang: str = "any", **options) -> list[Hit]:
         with self.lock:
-            return search(self.store, self.encoder, query, k=k, lang=lang, balance=balance)
+            return search(self.store, self.encoder, query, k=k, lang=lang, **options)
 
     def document(self, doc_id: int) -> dict | None:
         with self.lock:
@@ -117,8 +123,15 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
         k: int = Query(10, ge=1, le=MAX_K),
         lang: str = Query("any", pattern="^(" + "|".join(LANG_FILTERS) + ")$"),
         balance: bool = True,
+        mode: str = Query("dense", pattern="^(" + "|".join(MODES) + ")$"),
+        offset: int = Query(0, ge=0, le=MAX_K, description="Skip this many hits (pagination)"),
+        path: str | None = Query(None, max_length=500, description="fnmatch pattern on the file path"),
+        type: list[str] = Query([], description="File types: text, markdown, html, jsonl, csv, pdf"),
+        after: date | None = Query(None, description="Modified on or after (YYYY-MM-DD)"),
+        before: date | None = Query(None, description="Modified before (YYYY-MM-DD)"),
     ) -> SearchResponse:
-        hits = state["engine"].search(q, k=k, lang=lang, balance=balance)
+        filters = Filters(path, tuple(type), _epoch(after), _epoch(before))
+        hits = state["engine"].search(q, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset)
         return SearchResponse(query=q, lang=lang, balance=balance, hits=[HitModel(**h.to_dict()) for h in hits])
 
     @app.get("/api/documents/{doc_id}", response_model=DocumentResponse, responses={404: {"model": ErrorResponse}})
@@ -133,18 +146,20 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @app.get("/", response_class=HTMLResponse)
-    def page(request: Request, q: str = "", lang: str = "any", k: int = 10):
+    def page(request: Request, q: str = "", lang: str = "any", page: int = 1):
         error, hits = None, []
-        if lang not in LANG_FILTERS:
-            lang = "any"
+        lang = lang if lang in LANG_FILTERS else "any"
+        page = max(1, min(page, MAX_K // PAGE_SIZE))
         if q.strip():
             try:
-                hits = state["engine"].search(q, k=max(1, min(k, 50)), lang=lang)
+                hits = state["engine"].search(q, k=PAGE_SIZE + 1, lang=lang, offset=(page - 1) * PAGE_SIZE)
             except XlsearchError as exc:
                 error = str(exc)
-        return templates.TemplateResponse(
-            request, "search.html", {"q": q, "lang": lang, "hits": hits, "error": error, "langs": LANG_FILTERS}
-        )
+        context = {
+            "q": q, "lang": lang, "hits": hits[:PAGE_SIZE], "error": error, "langs": LANG_FILTERS,
+            "page": page, "has_next": len(hits) > PAGE_SIZE,
+        }
+        return templates.TemplateResponse(request, "search.html", context)
 
     @app.get("/documents/{doc_id}", response_class=HTMLResponse)
     def document_page(request: Request, doc_id: int, chunk: int | None = None, q: str = ""):

@@ -161,15 +161,21 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
               help="Rank by scores calibrated per language, so answers in the other language are not buried.")
 @click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="dense", show_default=True,
               help="dense vectors, lexical (FTS5 + jieba) or hybrid (rank fusion of both).")
+@click.option("--path", "path_glob", default=None, metavar="GLOB", help="Only files whose full path matches, e.g. '*/manual/*'.")
+@click.option("--type", "file_types", multiple=True, type=click.Choice(["text", "markdown", "html", "jsonl", "csv", "pdf"]),
+              help="Only these file types (repeatable).")
+@click.option("--after", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only files modified on or after this date.")
+@click.option("--before", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only files modified before this date.")
+@click.option("--offset", type=click.IntRange(0, 1000), default=0, show_default=True, help="Skip this many hits (pagination).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(query, db, model, k, lang, balance, mode, as_json):
+def search(query, db, model, k, lang, balance, mode, path_glob, file_types, after, before, offset, as_json):
     """Search the index; QUERY may be English or Chinese, hits come in both.
 
     Hits are grouped by document (its best-matching chunk), with score, language, path and a
     snippet.
     """
+    from search.searcher import Filters, validate_query
     from search.searcher import search as run_search
-    from search.searcher import validate_query
 
     from .store import Store
 
@@ -178,7 +184,8 @@ def search(query, db, model, k, lang, balance, mode, as_json):
     with Store.open(db) as store:
         encoder = _load_encoder(model, db)
         store.check_model(encoder.identity)
-        hits = run_search(store, encoder, query, k=k, lang=lang, balance=balance, mode=mode)
+        filters = Filters(path_glob, tuple(file_types), after.timestamp() if after else None, before.timestamp() if before else None)
+        hits = run_search(store, encoder, query, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset)
     if as_json:
         _emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return
