@@ -11,7 +11,6 @@ same-language text that merely shares the query's language.
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import asdict, dataclass
 
 from indexer.terms import fts_query
@@ -20,11 +19,12 @@ from xlsearch.encoder import Encoder
 from xlsearch.errors import InputError
 from xlsearch.store import Store
 
+from .snippets import candidate_sentences, highlight_terms, make_snippet, term_hits
+
 MAX_QUERY_CHARS = 2000
 MAX_K = 1000
 LANG_FILTERS = ("any", "en", "zh", "other")
 MODES = ("dense", "lexical", "hybrid")
-SNIPPET_CHARS = 280
 BALANCE_FETCH = 200  # candidates scored per query when balancing, so both languages are present
 
 
@@ -43,6 +43,7 @@ class Hit:
     start: int
     end: int
     more_chunks: int  # other matching chunks of the same document among the results
+    highlights: list[tuple[int, int]]  # spans of `snippet` to mark
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,11 +83,13 @@ class Filters:
 def search(
     store: Store, encoder: Encoder, query: str, k: int = 10, lang: str = "any", balance: bool = True,
     mode: str = "dense", config: SearchConfig | None = None, filters: Filters | None = None, offset: int = 0,
+    semantic_snippets: bool = False,
 ) -> list[Hit]:
     """Ranked hits, one per document: ranks offset+1 … offset+k.
 
     mode: dense (vectors), lexical (FTS5 bm25 over jieba/lower-cased terms) or hybrid
-    (reciprocal rank fusion of the two, weights in `SearchConfig`).
+    (reciprocal rank fusion of the two, weights in `SearchConfig`). `semantic_snippets` picks,
+    for hits without a query term, the sentence closest in meaning (costs one small encode).
     """
     query = validate_query(query, k, lang)
     if not 0 <= offset <= MAX_K:
@@ -126,17 +129,37 @@ def search(
             break
         fetch = min(total, fetch * 4)
     top = sorted(best.values(), key=lambda t: -t[0])[offset:want]
+    texts = [rows[cid]["text"] for _, cid in top]
+    sentence_scores = _sentence_scores(encoder, query, qvec, texts) if semantic_snippets else {}
     hits = []
     for i, (score, cid) in enumerate(top, start=offset):
         row = rows[cid]
         sim = similarity.get(cid)
+        snippet = make_snippet(row["text"], query, sentence_scores.get(i - offset))
         hits.append(Hit(
             rank=i + 1, score=round(score, 4), similarity=None if sim is None else round(sim, 4), doc_id=row["doc_id"],
             chunk_id=cid, lang=row["lang"], title=row["title"], path=row["path"], key=row["key"],
-            snippet=make_snippet(row["text"], query), start=row["start"], end=row["end"],
-            more_chunks=matches[row["doc_id"]] - 1,
+            snippet=snippet.text, start=row["start"], end=row["end"], more_chunks=matches[row["doc_id"]] - 1,
+            highlights=snippet.marks,
         ))
     return hits
+
+
+def _sentence_scores(encoder: Encoder, query: str, qvec, texts: list[str]) -> dict[int, list[float]]:
+    """For texts holding no query term: cosine of each candidate sentence with the query."""
+    words = highlight_terms(query)
+    todo = {i: candidate_sentences(t) for i, t in enumerate(texts) if not term_hits(t, words)}
+    flat = [s for sentences in todo.values() for s in sentences]
+    if not flat:
+        return {}
+    if qvec is None:
+        qvec = encoder.encode([query], "query")[0]
+    scores = (encoder.encode(flat, "passage") @ qvec).tolist()
+    out, pos = {}, 0
+    for i, sentences in todo.items():
+        out[i] = scores[pos : pos + len(sentences)]
+        pos += len(sentences)
+    return out
 
 
 def _dense_scores(store: Store, qvec, dense: list[tuple[int, float]], rows: dict, balance: bool) -> dict[int, float]:
@@ -153,27 +176,3 @@ def _fuse(dense: dict[int, float], lexical: dict[int, float], config: SearchConf
         for rank, cid in enumerate(sorted(scores, key=lambda c: -scores[c]), start=1):
             fused[cid] = fused.get(cid, 0.0) + weight / (config.rrf_k + rank)
     return fused
-
-
-def query_terms(query: str) -> list[str]:
-    """Words of the query worth locating in a snippet: Latin words and Han runs (as bigrams)."""
-    terms = [w.lower() for w in re.findall(r"[A-Za-z0-9_]{2,}", query)]
-    for run in re.findall(r"[\u4e00-\u9fff]+", query):
-        terms.extend([run] if len(run) <= 2 else [run[i : i + 2] for i in range(len(run) - 1)])
-    return terms
-
-
-def make_snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> str:
-    """The chunk, whitespace-collapsed, cut to `width` around the first query term it contains.
-
-    A cross-lingual hit usually contains no query term; it then shows from the start.
-    """
-    flat = " ".join(text.split())
-    if len(flat) <= width:
-        return flat
-    lower = flat.lower()
-    positions = [p for p in (lower.find(t) for t in query_terms(query)) if p >= 0]
-    start = max(0, min(positions) - width // 3) if positions else 0
-    start = min(start, len(flat) - width)
-    snippet = flat[start : start + width]
-    return ("…" if start > 0 else "") + snippet + ("…" if start + width < len(flat) else "")

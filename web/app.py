@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
+from search.snippets import segments
 from xlsearch.encoder import Encoder
 from xlsearch.errors import XlsearchError
 from xlsearch.store import Store
@@ -46,6 +47,7 @@ class HitModel(BaseModel):
     start: int
     end: int
     more_chunks: int
+    highlights: list[tuple[int, int]]
 
 
 class SearchResponse(BaseModel):
@@ -108,6 +110,7 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
     app = FastAPI(title="xlsearch", summary="Cross-lingual English/Chinese search", lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["segments"] = segments
 
     @app.exception_handler(XlsearchError)
     async def user_error(request: Request, exc: XlsearchError):
@@ -129,9 +132,12 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
         type: list[str] = Query([], description="File types: text, markdown, html, jsonl, csv, pdf"),
         after: date | None = Query(None, description="Modified on or after (YYYY-MM-DD)"),
         before: date | None = Query(None, description="Modified before (YYYY-MM-DD)"),
+        semantic_snippets: bool = Query(False, description="For hits without a query term, show the sentence closest in meaning"),
     ) -> SearchResponse:
         filters = Filters(path, tuple(type), _epoch(after), _epoch(before))
-        hits = state["engine"].search(q, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset)
+        hits = state["engine"].search(
+            q, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset, semantic_snippets=semantic_snippets
+        )
         return SearchResponse(query=q, lang=lang, balance=balance, hits=[HitModel(**h.to_dict()) for h in hits])
 
     @app.get("/api/documents/{doc_id}", response_model=DocumentResponse, responses={404: {"model": ErrorResponse}})
@@ -152,7 +158,9 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
         page = max(1, min(page, MAX_K // PAGE_SIZE))
         if q.strip():
             try:
-                hits = state["engine"].search(q, k=PAGE_SIZE + 1, lang=lang, offset=(page - 1) * PAGE_SIZE)
+                hits = state["engine"].search(
+                    q, k=PAGE_SIZE + 1, lang=lang, offset=(page - 1) * PAGE_SIZE, semantic_snippets=True
+                )
             except XlsearchError as exc:
                 error = str(exc)
         context = {

@@ -1,0 +1,96 @@
+"""Snippets: the sentence of a hit that best shows why it matched, with the query terms marked.
+
+A same-language hit shows the sentence holding most query terms. A cross-lingual hit holds none
+of them; then the sentence closest in meaning to the query is shown and marked whole (scored by
+the caller with the encoder, since only it knows meanings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from indexer.chunker import split_sentences
+from indexer.terms import terms
+
+SNIPPET_CHARS = 280
+MAX_SENTENCES = 8  # candidate sentences per hit for the semantic pick
+
+
+@dataclass
+class Snippet:
+    text: str
+    marks: list[tuple[int, int]]  # [start, end) spans of `text` to highlight
+
+
+def highlight_terms(query: str) -> list[str]:
+    words = [t for t in terms(query) if len(t) >= 2 or not t.isascii()]
+    return sorted(set(words), key=len, reverse=True)  # longest first, so "软件包" wins over "软件"
+
+
+def candidate_sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in split_sentences(text)][:MAX_SENTENCES]
+
+
+def term_hits(sentence: str, words: Sequence[str]) -> int:
+    lower = sentence.lower()
+    return sum(lower.count(w) for w in words)
+
+
+def make_snippet(text: str, query: str, sentence_scores: Sequence[float] | None = None, width: int = SNIPPET_CHARS) -> Snippet:
+    """Snippet of `text` centred on its best sentence.
+
+    `sentence_scores` (one per `candidate_sentences(text)`, higher = closer in meaning) decides
+    when no sentence holds a query term.
+    """
+    words = highlight_terms(query)
+    sentences = [" ".join(text[s:e].split()) for s, e in split_sentences(text)] or [" ".join(text.split())]
+    counts = [term_hits(s, words) for s in sentences]
+    semantic = None
+    if max(counts) > 0:
+        best = max(range(len(sentences)), key=lambda i: counts[i])
+    elif sentence_scores:
+        best = semantic = max(range(min(len(sentence_scores), len(sentences))), key=lambda i: sentence_scores[i])
+    else:
+        best = 0
+    start_sentence = best
+    if best > 0 and len(sentences[best]) < width // 2:  # a little context before a short sentence
+        start_sentence = best - 1
+    snippet = " ".join(sentences[start_sentence:])
+    prefix = "…" if start_sentence > 0 else ""
+    if len(snippet) > width:
+        snippet = snippet[:width].rstrip() + "…"
+    snippet = prefix + snippet
+    if semantic is not None:
+        at = snippet.find(sentences[semantic][: width // 2])
+        marks = [(at, min(len(snippet), at + len(sentences[semantic])))] if at >= 0 else []
+    else:
+        marks = _term_marks(snippet, words)
+    return Snippet(snippet, marks)
+
+
+def _term_marks(snippet: str, words: Sequence[str]) -> list[tuple[int, int]]:
+    lower = snippet.lower()
+    taken = [False] * len(snippet)
+    marks = []
+    for w in words:
+        at = lower.find(w)
+        while at >= 0:
+            if not any(taken[at : at + len(w)]):
+                marks.append((at, at + len(w)))
+                taken[at : at + len(w)] = [True] * len(w)
+            at = lower.find(w, at + len(w))
+    return sorted(marks)
+
+
+def segments(text: str, marks: Sequence[Sequence[int]]) -> list[tuple[str, bool]]:
+    """(piece, marked) pairs covering `text`, for templates that escape each piece."""
+    out, pos = [], 0
+    for start, end in sorted(marks):
+        if start > pos:
+            out.append((text[pos:start], False))
+        out.append((text[start:end], True))
+        pos = end
+    if pos < len(text):
+        out.append((text[pos:], False))
+    return out
