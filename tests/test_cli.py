@@ -179,3 +179,16 @@ def test_lexical_and_hybrid_modes_find_exact_identifiers(run, tmp_path, tiny_mod
     assert run("index", root, "--db", db, "--prune").exit_code == 0
     r = run("search", "frobnicate_level", "--db", db, "--mode", "lexical", "--json")
     assert json.loads(r.stdout)["hits"] == []
+
+
+def test_search_with_summary(run, docs, tmp_path, tiny_model_dir):
+    db = tmp_path / "idx"
+    assert run("index", docs, "--db", db, "--model", tiny_model_dir).exit_code == 0
+    r = run("search", "the quick brown fox", "--db", db, "--summary", "--json")
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    assert body["summary"]["sentences"] and all(f"[{s['cite']}]" in body["summary"]["text"] for s in body["summary"]["sentences"])
+    r = run("search", "the quick brown fox", "--db", db, "--summary")
+    assert r.stdout.startswith("Summary: ")
+    r = run("search", "fox", "--db", db, "--summarizer", tmp_path)
+    assert r.exit_code == 1 and "not a transformers model folder" in r.stderr

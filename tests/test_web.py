@@ -104,3 +104,17 @@ def test_page_links_to_the_next_page(client):
     r = client.get("/", params={"q": "the lazy dog", "page": 1})
     assert r.status_code == 200 and 'rel="next"' not in r.text  # 3 hits fit on one page
     assert client.get("/", params={"q": "the lazy dog", "page": 99999}).status_code == 200
+
+
+def test_summary_api_and_panel_cite_the_hits(client):
+    r = client.get("/api/summarize", params={"q": "the lazy dog", "k": 3})
+    assert r.status_code == 200
+    body = r.json()
+    ranks = {h["rank"] for h in body["hits"]}
+    assert body["summary"]["sentences"] and {s["cite"] for s in body["summary"]["sentences"]} <= ranks
+    assert body["summary"]["reader_lang"] == "en"
+    page = client.get("/", params={"q": "the lazy dog", "summary": "true"})
+    assert page.status_code == 200 and 'class="summary"' in page.text and 'href="#hit-1"' in page.text
+    assert 'id="hit-1"' in page.text
+    assert client.get("/api/summarize", params={"q": ""}).status_code == 400
+    assert client.get("/api/summarize", params={"q": "x", "k": 99}).status_code == 422

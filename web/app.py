@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
 from search.snippets import segments
+from search.summarize import AbstractiveSummarizer, Summary, summarize_hits
 from xlsearch.encoder import Encoder
 from xlsearch.errors import XlsearchError
 from xlsearch.store import Store
@@ -66,6 +67,26 @@ class DocumentResponse(BaseModel):
     text: str
 
 
+class CitedSentenceModel(BaseModel):
+    text: str
+    cite: int
+    lang: str
+    relevance: float
+
+
+class SummaryModel(BaseModel):
+    reader_lang: str
+    sentences: list[CitedSentenceModel]
+    text: str
+    abstractive: bool
+
+
+class SummarizeResponse(BaseModel):
+    query: str
+    summary: SummaryModel
+    hits: list[HitModel]
+
+
 class ErrorResponse(BaseModel):
     error: str
 
@@ -73,8 +94,9 @@ class ErrorResponse(BaseModel):
 class Engine:
     """The store and encoder one process serves; SQLite access is serialised by a lock."""
 
-    def __init__(self, db: Path, model: str | None = None):
+    def __init__(self, db: Path, model: str | None = None, summarizer: str | Path | None = None):
         self.store = Store.open(db)
+        self.summarizer = AbstractiveSummarizer(summarizer) if summarizer else None
         self.encoder = Encoder.load(model or self.store.model_identity.path)
         self.store.check_model(self.encoder.identity)
         self.lock = threading.Lock()
@@ -83,6 +105,10 @@ class Engine:
     def search(self, query: str, k: int = 10, lang: str = "any", **options) -> list[Hit]:
         with self.lock:
             return search(self.store, self.encoder, query, k=k, lang=lang, **options)
+
+    def summarize(self, query: str, hits: list[Hit]) -> Summary:
+        with self.lock:
+            return summarize_hits(self.store, self.encoder, query, hits, abstractive=self.summarizer)
 
     def document(self, doc_id: int) -> dict | None:
         with self.lock:
@@ -98,12 +124,12 @@ class Engine:
         return tuple(row) if row else None
 
 
-def create_app(db: Path, model: str | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(db: Path, model: str | None = None, engine: Engine | None = None, summarizer: str | Path | None = None) -> FastAPI:
     state: dict[str, Engine] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state["engine"] = engine or Engine(db, model)
+        state["engine"] = engine or Engine(db, model, summarizer)
         yield
         state["engine"].store.close()
 
@@ -140,6 +166,17 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
         )
         return SearchResponse(query=q, lang=lang, balance=balance, hits=[HitModel(**h.to_dict()) for h in hits])
 
+    @app.get("/api/summarize", response_model=SummarizeResponse, responses={400: {"model": ErrorResponse}})
+    def api_summarize(
+        q: str = Query(..., max_length=2000, description="Query, English or Chinese"),
+        k: int = Query(5, ge=1, le=20, description="Hits to summarise"),
+        lang: str = Query("any", pattern="^(" + "|".join(LANG_FILTERS) + ")$"),
+    ) -> SummarizeResponse:
+        engine = state["engine"]
+        hits = engine.search(q, k=k, lang=lang)
+        summary = engine.summarize(q, hits)
+        return SummarizeResponse(query=q, summary=SummaryModel(**summary.to_dict()), hits=[HitModel(**h.to_dict()) for h in hits])
+
     @app.get("/api/documents/{doc_id}", response_model=DocumentResponse, responses={404: {"model": ErrorResponse}})
     def api_document(doc_id: int) -> DocumentResponse:
         doc = state["engine"].document(doc_id)
@@ -152,8 +189,8 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @app.get("/", response_class=HTMLResponse)
-    def page(request: Request, q: str = "", lang: str = "any", page: int = 1):
-        error, hits = None, []
+    def page(request: Request, q: str = "", lang: str = "any", page: int = 1, summary: bool = False):
+        error, hits, digest = None, [], None
         lang = lang if lang in LANG_FILTERS else "any"
         page = max(1, min(page, MAX_K // PAGE_SIZE))
         if q.strip():
@@ -161,11 +198,13 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None)
                 hits = state["engine"].search(
                     q, k=PAGE_SIZE + 1, lang=lang, offset=(page - 1) * PAGE_SIZE, semantic_snippets=True
                 )
+                if summary:
+                    digest = state["engine"].summarize(q, hits[:PAGE_SIZE])
             except XlsearchError as exc:
                 error = str(exc)
         context = {
             "q": q, "lang": lang, "hits": hits[:PAGE_SIZE], "error": error, "langs": LANG_FILTERS,
-            "page": page, "has_next": len(hits) > PAGE_SIZE,
+            "page": page, "has_next": len(hits) > PAGE_SIZE, "summary": digest, "want_summary": summary,
         }
         return templates.TemplateResponse(request, "search.html", context)
 

@@ -167,8 +167,11 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
 @click.option("--after", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only files modified on or after this date.")
 @click.option("--before", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only files modified before this date.")
 @click.option("--offset", type=click.IntRange(0, 1000), default=0, show_default=True, help="Skip this many hits (pagination).")
+@click.option("--summary", is_flag=True, help="Also print a cited summary of the top hits in the query's language.")
+@click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Local transformers seq2seq/causal model that rewrites the summary (implies --summary).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(query, db, model, k, lang, balance, mode, path_glob, file_types, after, before, offset, as_json):
+def search(query, db, model, k, lang, balance, mode, path_glob, file_types, after, before, offset, summary, summarizer, as_json):
     """Search the index; QUERY may be English or Chinese, hits come in both.
 
     Hits are grouped by document (its best-matching chunk), with score, language, path and a
@@ -186,9 +189,16 @@ def search(query, db, model, k, lang, balance, mode, path_glob, file_types, afte
         store.check_model(encoder.identity)
         filters = Filters(path_glob, tuple(file_types), after.timestamp() if after else None, before.timestamp() if before else None)
         hits = run_search(store, encoder, query, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset)
+        digest = None
+        if summary or summarizer:
+            from search.summarize import AbstractiveSummarizer, summarize_hits
+
+            digest = summarize_hits(store, encoder, query, hits, abstractive=AbstractiveSummarizer(summarizer) if summarizer else None)
     if as_json:
-        _emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
+        _emit_json({"query": query, "hits": [h.to_dict() for h in hits], **({"summary": digest.to_dict()} if digest else {})})
         return
+    if digest is not None:
+        click.echo(f"Summary: {digest.text or '(nothing to summarise)'}\n")
     if not hits:
         click.echo("no hits")
     for h in hits:
@@ -268,7 +278,9 @@ def embed(model, batch_size):
 @_model_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-def serve(db, model, host, port):
+@click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Local transformers model that rewrites summaries (default: extractive only).")
+def serve(db, model, host, port, summarizer):
     """Serve the search page and JSON API (/api/search, /api/documents/ID, /healthz, /docs).
 
     Read-only; the model is loaded and warmed before the first request.
@@ -278,7 +290,7 @@ def serve(db, model, host, port):
     from web.app import Engine, create_app
 
     db = db or default_db_dir()
-    engine = Engine(db, model)  # fail here, as one line, rather than inside the server
+    engine = Engine(db, model, summarizer)  # fail here, as one line, rather than inside the server
     log.info("serving %s on http://%s:%d", db, host, port)
     uvicorn.run(create_app(db, engine=engine), host=host, port=port, log_level="warning")
 
