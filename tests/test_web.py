@@ -1,5 +1,7 @@
 """API and pages through FastAPI's TestClient, on a tiny-model index."""
 
+import re
+
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -114,7 +116,17 @@ def test_summary_api_and_panel_cite_the_hits(client):
     assert body["summary"]["sentences"] and {s["cite"] for s in body["summary"]["sentences"]} <= ranks
     assert body["summary"]["reader_lang"] == "en"
     page = client.get("/", params={"q": "the lazy dog", "summary": "true"})
-    assert page.status_code == 200 and 'class="summary"' in page.text and 'href="#hit-1"' in page.text
-    assert 'id="hit-1"' in page.text
+    assert page.status_code == 200 and 'class="summary"' in page.text
+    cites = re.findall(r'class="cite" href="#hit-(\d+)"', page.text)
+    assert cites and all(f'id="hit-{n}"' in page.text for n in cites)
     assert client.get("/api/summarize", params={"q": ""}).status_code == 400
     assert client.get("/api/summarize", params={"q": "x", "k": 99}).status_code == 422
+
+
+def test_gloss_api(client):
+    r = client.get("/api/gloss", params={"text": "快速的狐狸"})
+    assert r.status_code == 200
+    words = {g["word"]: g for g in r.json()}
+    assert words["狐狸"]["pinyin"] == "hu2 li5" and words["狐狸"]["senses"]
+    assert client.get("/api/gloss", params={"text": ""}).status_code == 422
+    assert client.get("/", params={"q": "fox"}).text.count('data-reader="en"') == 1

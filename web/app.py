@@ -20,8 +20,9 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
+from search.gloss import gloss
 from search.snippets import segments
-from search.summarize import AbstractiveSummarizer, Summary, summarize_hits
+from search.summarize import AbstractiveSummarizer, Summary, reader_language, summarize_hits
 from xlsearch.encoder import Encoder
 from xlsearch.errors import XlsearchError
 from xlsearch.store import Store
@@ -85,6 +86,12 @@ class SummarizeResponse(BaseModel):
     query: str
     summary: SummaryModel
     hits: list[HitModel]
+
+
+class GlossModel(BaseModel):
+    word: str
+    pinyin: str | None
+    senses: list[str]
 
 
 class ErrorResponse(BaseModel):
@@ -177,6 +184,10 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
         summary = engine.summarize(q, hits)
         return SummarizeResponse(query=q, summary=SummaryModel(**summary.to_dict()), hits=[HitModel(**h.to_dict()) for h in hits])
 
+    @app.get("/api/gloss", response_model=list[GlossModel])
+    def api_gloss(text: str = Query(..., min_length=1, max_length=2000, description="Chinese text to gloss")) -> list[GlossModel]:
+        return [GlossModel(**g.to_dict()) for g in gloss(text)]
+
     @app.get("/api/documents/{doc_id}", response_model=DocumentResponse, responses={404: {"model": ErrorResponse}})
     def api_document(doc_id: int) -> DocumentResponse:
         doc = state["engine"].document(doc_id)
@@ -203,7 +214,7 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
             except XlsearchError as exc:
                 error = str(exc)
         context = {
-            "q": q, "lang": lang, "hits": hits[:PAGE_SIZE], "error": error, "langs": LANG_FILTERS,
+            "reader": reader_language(q), "q": q, "lang": lang, "hits": hits[:PAGE_SIZE], "error": error, "langs": LANG_FILTERS,
             "page": page, "has_next": len(hits) > PAGE_SIZE, "summary": digest, "want_summary": summary,
         }
         return templates.TemplateResponse(request, "search.html", context)
