@@ -7,6 +7,7 @@ the caller with the encoder, since only it knows meanings).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,8 +24,15 @@ class Snippet:
     marks: list[tuple[int, int]]  # [start, end) spans of `text` to highlight
 
 
+# Function words are not worth marking (bm25 already gives them no weight in ranking).
+STOPWORDS = frozenset(
+    "a an and are as at be by can do does for from how i if in into is it its me my not of on or so that the "
+    "their them then there these this to was what when where which who why will with you your".split()
+)
+
+
 def highlight_terms(query: str) -> list[str]:
-    words = [t for t in terms(query) if len(t) >= 2 or not t.isascii()]
+    words = [t for t in terms(query) if (len(t) >= 2 and t not in STOPWORDS) or not t.isascii()]
     return sorted(set(words), key=len, reverse=True)  # longest first, so "软件包" wins over "软件"
 
 
@@ -32,9 +40,14 @@ def candidate_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in split_sentences(text)][:MAX_SENTENCES]
 
 
+def _pattern(word: str) -> re.Pattern:
+    """Latin words match whole words only ("the" not in "other"); Chinese words anywhere."""
+    escaped = re.escape(word)
+    return re.compile(rf"(?<![A-Za-z0-9_]){escaped}(?![A-Za-z0-9_])" if word.isascii() else escaped, re.IGNORECASE)
+
+
 def term_hits(sentence: str, words: Sequence[str]) -> int:
-    lower = sentence.lower()
-    return sum(lower.count(w) for w in words)
+    return sum(len(_pattern(w).findall(sentence)) for w in words)
 
 
 def make_snippet(text: str, query: str, sentence_scores: Sequence[float] | None = None, width: int = SNIPPET_CHARS) -> Snippet:
@@ -70,16 +83,13 @@ def make_snippet(text: str, query: str, sentence_scores: Sequence[float] | None 
 
 
 def _term_marks(snippet: str, words: Sequence[str]) -> list[tuple[int, int]]:
-    lower = snippet.lower()
     taken = [False] * len(snippet)
     marks = []
-    for w in words:
-        at = lower.find(w)
-        while at >= 0:
-            if not any(taken[at : at + len(w)]):
-                marks.append((at, at + len(w)))
-                taken[at : at + len(w)] = [True] * len(w)
-            at = lower.find(w, at + len(w))
+    for w in words:  # longest first: a shorter word never splits a longer match
+        for m in _pattern(w).finditer(snippet):
+            if not any(taken[m.start() : m.end()]):
+                marks.append((m.start(), m.end()))
+                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
     return sorted(marks)
 
 

@@ -38,3 +38,8 @@ def test_long_text_is_cut_to_width():
 
 def test_segments_cover_the_text():
     assert segments("abcdef", [(1, 2), (4, 6)]) == [("a", False), ("b", True), ("cd", False), ("ef", True)]
+
+
+def test_marks_skip_function_words_and_respect_word_boundaries():
+    s = make_snippet("Together, the other system starts systemd.", "the system")
+    assert [s.text[a:b] for a, b in s.marks] == ["system"]
