@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
-from search.gloss import gloss
+from search.gloss import Gloss, gloss
 from search.snippets import segments
 from search.summarize import AbstractiveSummarizer, Summary, reader_language, summarize_hits
 from xlsearch.encoder import Encoder
@@ -35,28 +35,11 @@ def _epoch(day: date | None) -> float | None:
     return None if day is None else datetime(day.year, day.month, day.day).timestamp()
 
 
-class HitModel(BaseModel):
-    rank: int
-    score: float
-    similarity: float | None
-    doc_id: int
-    chunk_id: int
-    lang: str
-    title: str
-    path: str
-    key: str
-    snippet: str
-    start: int
-    end: int
-    more_chunks: int
-    highlights: list[tuple[int, int]]
-
-
 class SearchResponse(BaseModel):
     query: str
     lang: str
     balance: bool
-    hits: list[HitModel]
+    hits: list[Hit]
 
 
 class DocumentResponse(BaseModel):
@@ -68,30 +51,10 @@ class DocumentResponse(BaseModel):
     text: str
 
 
-class CitedSentenceModel(BaseModel):
-    text: str
-    cite: int
-    lang: str
-    relevance: float
-
-
-class SummaryModel(BaseModel):
-    reader_lang: str
-    sentences: list[CitedSentenceModel]
-    text: str
-    abstractive: bool
-
-
 class SummarizeResponse(BaseModel):
     query: str
-    summary: SummaryModel
-    hits: list[HitModel]
-
-
-class GlossModel(BaseModel):
-    word: str
-    pinyin: str | None
-    senses: list[str]
+    summary: Summary
+    hits: list[Hit]
 
 
 class ErrorResponse(BaseModel):
@@ -171,7 +134,7 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
         hits = state["engine"].search(
             q, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset, semantic_snippets=semantic_snippets
         )
-        return SearchResponse(query=q, lang=lang, balance=balance, hits=[HitModel(**h.to_dict()) for h in hits])
+        return SearchResponse(query=q, lang=lang, balance=balance, hits=hits)
 
     @app.get("/api/summarize", response_model=SummarizeResponse, responses={400: {"model": ErrorResponse}})
     def api_summarize(
@@ -182,11 +145,11 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
         engine = state["engine"]
         hits = engine.search(q, k=k, lang=lang)
         summary = engine.summarize(q, hits)
-        return SummarizeResponse(query=q, summary=SummaryModel(**summary.to_dict()), hits=[HitModel(**h.to_dict()) for h in hits])
+        return SummarizeResponse(query=q, summary=summary, hits=hits)
 
-    @app.get("/api/gloss", response_model=list[GlossModel])
-    def api_gloss(text: str = Query(..., min_length=1, max_length=2000, description="Chinese text to gloss")) -> list[GlossModel]:
-        return [GlossModel(**g.to_dict()) for g in gloss(text)]
+    @app.get("/api/gloss", response_model=list[Gloss])
+    def api_gloss(text: str = Query(..., min_length=1, max_length=2000, description="Chinese text to gloss")) -> list[Gloss]:
+        return gloss(text)
 
     @app.get("/api/documents/{doc_id}", response_model=DocumentResponse, responses={404: {"model": ErrorResponse}})
     def api_document(doc_id: int) -> DocumentResponse:
