@@ -35,7 +35,8 @@ class Hit:
     similarity: float | None  # cosine between query and chunk (None for a lexical-only hit)
     doc_id: int
     chunk_id: int
-    lang: str
+    lang: str  # the chunk's language (what --lang filters and balancing use)
+    doc_lang: str  # the document's dominant language (what a reader sees as "a Chinese document")
     title: str
     path: str
     key: str
@@ -138,7 +139,7 @@ def search(
         snippet = make_snippet(row["text"], query, sentence_scores.get(i - offset))
         hits.append(Hit(
             rank=i + 1, score=round(score, 4), similarity=None if sim is None else round(sim, 4), doc_id=row["doc_id"],
-            chunk_id=cid, lang=row["lang"], title=row["title"], path=row["path"], key=row["key"],
+            chunk_id=cid, lang=row["lang"], doc_lang=row["doc_lang"], title=row["title"], path=row["path"], key=row["key"],
             snippet=snippet.text, start=row["start"], end=row["end"], more_chunks=matches[row["doc_id"]] - 1,
             highlights=snippet.marks,
         ))

@@ -205,7 +205,7 @@ def search(query, db, model, k, lang, balance, mode, path_glob, file_types, afte
         where = h.path + (f" [{h.key}]" if h.key else "")
         more = f"  (+{h.more_chunks} more in this document)" if h.more_chunks else ""
         sim = "  -  " if h.similarity is None else f"{h.similarity:.3f}"
-        click.echo(f"{h.rank:>2}. [{h.lang}] {sim}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
+        click.echo(f"{h.rank:>2}. [{h.doc_lang}] {sim}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
 
 
 @cli.command()
