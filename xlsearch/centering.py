@@ -116,7 +116,17 @@ def language_means(encoder, en: list[str], zh: list[str]) -> dict[tuple[str, str
     return {(lang, kind): encoder.encode(texts, kind).mean(axis=0) for lang, texts in (("en", en), ("zh", zh)) for kind in KINDS}
 
 
-def write_centered_model(base: Path, dest: Path, centering: LanguageCentering) -> Path:
+def save_means(path: Path, means: dict[tuple[str, str], np.ndarray], provenance: str) -> None:
+    """The four mean vectors (a few KB) — all a model needs to be centered again later."""
+    np.savez(path, provenance=np.array(provenance), **{f"{lang}_{kind}": v.astype(np.float32) for (lang, kind), v in means.items()})
+
+
+def load_means(path: Path) -> dict[tuple[str, str], np.ndarray]:
+    with np.load(path) as npz:
+        return {(lang, kind): npz[f"{lang}_{kind}"] for lang in LANGS for kind in KINDS}
+
+
+def write_centered_model(base: Path, dest: Path, centering: LanguageCentering, provenance: dict | None = None) -> Path:
     """A model folder = the base's files (hard-linked, not copied, where possible) + centering.
 
     modules.json gains [..., Normalize, LanguageCentering, Normalize].
@@ -139,7 +149,8 @@ def write_centered_model(base: Path, dest: Path, centering: LanguageCentering) -
     marker = tmp / "xlsearch_model.json"
     info = json.loads(marker.read_text()) if marker.exists() else {"name": base.name}
     info["name"] = f"{info['name']} + language centering"
-    info["centering"] = {"base": str(base)}
+    info["dim"] = int(centering.means.shape[-1])
+    info["centering"] = {"base": str(base), **(provenance or {})}
     _rewrite(marker, json.dumps(info, indent=2, ensure_ascii=False))
     if dest.exists():
         shutil.rmtree(dest)

