@@ -95,3 +95,47 @@ def test_empty_inputs_are_skipped(name, data):
 def test_unsupported_type_is_skipped():
     with pytest.raises(FileSkipped, match=r"unsupported file type '.docx'"):
         read("report.docx", "x")
+
+
+def _minimal_pdf(text: str) -> bytes:
+    """A one-page PDF with `text` in Helvetica, built by hand (no PDF writer needed)."""
+    stream = f"BT /F1 18 Tf 20 100 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 144] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_pdf_text_is_extracted_when_pypdf_is_installed():
+    pytest.importorskip("pypdf")
+    [doc] = read("manual.pdf", _minimal_pdf("Layers are transparent sheets"))
+    assert doc.text == "Layers are transparent sheets" and doc.title == "Layers are transparent sheets"
+    with pytest.raises(FileSkipped, match="cannot read PDF"):
+        read("broken.pdf", b"%PDF-1.4\nnot really")
+
+
+def test_pdf_without_the_extra_says_how_to_install_it(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pypdf(name, *args, **kwargs):
+        if name == "pypdf":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pypdf)
+    with pytest.raises(FileSkipped, match=r"pip install 'xlsearch\[pdf\]'"):
+        read("manual.pdf", _minimal_pdf("x"))
