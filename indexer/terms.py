@@ -4,6 +4,12 @@ Chinese has no spaces, so Han runs are segmented with jieba (search mode, which 
 shorter words inside long ones); Latin words, numbers and identifiers are lower-cased. The
 terms are stored space-separated, and SQLite's default tokenizer splits them on spaces and
 punctuation, so `apt-get` or `os.path` in a query match as adjacent terms (a phrase).
+
+For hybrid search only *exact* terms count: identifiers, numbers, CamelCase and ALLCAPS names,
+and words in the other script than the query's (`sudo` in a Chinese query). Those read the same
+in both languages' documents, so matching them does not favour the query's language; ordinary
+words do, and measured on dev data they cost cross-lingual hits dearly
+(benchmarks/search_modes.py).
 """
 
 from __future__ import annotations
@@ -38,7 +44,26 @@ def fts_text(text: str) -> str:
     return " ".join(terms(text))
 
 
-def fts_query(text: str) -> str | None:
+_EXACT = re.compile(r"[0-9_.:/\-]|[a-z][A-Z]|^[A-Z]{2,}")
+
+
+def exact_terms(query: str) -> list[str]:
+    """Terms that name something the same way in either language (see the module doc)."""
+    from .language import detect_language
+
+    chinese_query = detect_language(query) == "zh"
+    out: list[str] = []
+    for m in _TOKEN.finditer(query):
+        token = m.group()
+        if _HAN.match(token):
+            if not chinese_query:
+                out.extend(_segment(token))
+        elif chinese_query or _EXACT.search(token):
+            out.append(token.lower())
+    return out
+
+
+def fts_query(text: str, exact_only: bool = False) -> str | None:
     """An FTS5 MATCH expression: any of the query's terms, each quoted (so no syntax leaks)."""
-    unique = list(dict.fromkeys(terms(text)))
+    unique = list(dict.fromkeys(exact_terms(text) if exact_only else terms(text)))
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique) or None

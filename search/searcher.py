@@ -89,7 +89,9 @@ def search(
     """Ranked hits, one per document: ranks offset+1 … offset+k.
 
     mode: dense (vectors), lexical (FTS5 bm25 over jieba/lower-cased terms) or hybrid
-    (reciprocal rank fusion of the two, weights in `SearchConfig`). `semantic_snippets` picks,
+    (reciprocal rank fusion of dense with lexical matches of the query's exact terms —
+    identifiers, numbers, names — weights in `SearchConfig`; a query without such terms is
+    ranked as dense). `semantic_snippets` picks,
     for hits without a query term, the sentence closest in meaning (costs one small encode).
     """
     query = validate_query(query, k, lang)
@@ -104,7 +106,7 @@ def search(
     balance = balance and lang == "any" and qvec is not None
     total = store.vector_index().ntotal
     fetch = min(total, max(want * 10 + 20, BALANCE_FETCH if balance else 0))
-    match = fts_query(query) if mode != "dense" else None
+    match = fts_query(query, exact_only=mode == "hybrid") if mode != "dense" else None
     while True:
         dense = store.search_vectors(qvec, fetch) if qvec is not None else []
         lexical = store.search_terms(match, fetch) if match else []
