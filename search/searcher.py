@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import asdict, dataclass
 
-from indexer.terms import fts_query
+from indexer.terms import exact_terms, fts_query, terms
 from xlsearch.config import SearchConfig
 from xlsearch.encoder import Encoder
 from xlsearch.errors import InputError
@@ -107,6 +107,9 @@ def search(
     total = store.vector_index().ntotal
     fetch = min(total, max(want * 10 + 20, BALANCE_FETCH if balance else 0))
     match = fts_query(query, exact_only=mode == "hybrid") if mode != "dense" else None
+    # In hybrid, lexical weighs as much as the query is made of exact terms: all of an
+    # identifier lookup, little of a sentence that merely mentions a name.
+    exact_share = len(exact_terms(query)) / max(1, len(terms(query)))
     while True:
         dense = store.search_vectors(qvec, fetch) if qvec is not None else []
         lexical = store.search_terms(match, fetch) if match else []
@@ -120,7 +123,7 @@ def search(
         if mode == "lexical":
             scores = dict(lexical)
         elif mode == "hybrid":
-            scores = _fuse(scores, dict(lexical), config)
+            scores = _fuse(scores, dict(lexical), config.dense_weight, config.lexical_weight * exact_share, config.rrf_k)
         best: dict[int, tuple[float, int]] = {}
         matches: dict[int, int] = {}
         for cid, score in scores.items():
@@ -172,10 +175,10 @@ def _dense_scores(store: Store, qvec, dense: list[tuple[int, float]], rows: dict
     return {cid: float(z) for (cid, _), z in zip(dense, calibrated)}
 
 
-def _fuse(dense: dict[int, float], lexical: dict[int, float], config: SearchConfig) -> dict[int, float]:
+def _fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float, lexical_weight: float, rrf_k: int = 60) -> dict[int, float]:
     """Reciprocal rank fusion: each list adds weight / (rrf_k + rank)."""
     fused: dict[int, float] = {}
-    for weight, scores in ((config.dense_weight, dense), (config.lexical_weight, lexical)):
+    for weight, scores in ((dense_weight, dense), (lexical_weight, lexical)):
         for rank, cid in enumerate(sorted(scores, key=lambda c: -scores[c]), start=1):
-            fused[cid] = fused.get(cid, 0.0) + weight / (config.rrf_k + rank)
+            fused[cid] = fused.get(cid, 0.0) + weight / (rrf_k + rank)
     return fused

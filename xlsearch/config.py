@@ -46,10 +46,11 @@ class IndexConfig:
 class SearchConfig:
     """Hybrid ranking: reciprocal rank fusion of dense and lexical lists.
 
-    Lexical matches are almost always same-language, so its weight also decides how much
-    same-language bias hybrid search re-introduces; measure before raising it.
+    Only exact terms (identifiers, numbers, names) are matched, and the lexical weight is scaled
+    by the share of the query they make up; ordinary words would pull same-language documents
+    up (measured: benchmarks/search_modes.py).
     """
 
     rrf_k: int = 60
     dense_weight: float = 1.0
-    lexical_weight: float = 0.5
+    lexical_weight: float = 1.0
