@@ -68,7 +68,7 @@ def extractive_summary(encoder: Encoder, query: str, hits: list, texts: list[str
     reader = reader_language(query)
     candidates: list[tuple[str, int]] = []
     for hit, text in list(zip(hits, texts))[: config.hits_used]:
-        candidates.extend((s, hit.rank) for s in candidate_sentences(text) if len(s.strip()) >= 4)
+        candidates.extend((s, hit.rank) for s in candidate_sentences(text) if _is_statement(s))
     summary = Summary(reader)
     if not candidates:
         return summary
@@ -101,6 +101,15 @@ def extractive_summary(encoder: Encoder, query: str, hits: list, texts: list[str
     ]
     summary.text = _join(summary.sentences, reader)
     return summary
+
+
+_FINAL = tuple(".!?;:。！？；：)”」）")
+
+
+def _is_statement(sentence: str) -> bool:
+    """A sentence worth quoting: not a heading, a section number or a fragment of a list."""
+    s = sentence.strip()
+    return not s.startswith("#") and (s.endswith(_FINAL) and len(s) >= 8 or len(s) >= 40)
 
 
 def _join(sentences: list[CitedSentence], reader: str) -> str:

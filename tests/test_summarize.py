@@ -95,3 +95,12 @@ def test_abstractive_rejects_a_non_model_folder(tmp_path):
 def test_empty_summary_passes_through(tiny_seq2seq):
     empty = Summary("en")
     assert AbstractiveSummarizer(tiny_seq2seq)("q", empty) is empty
+
+
+def test_headings_and_fragments_are_not_quoted():
+    from search.summarize import _is_statement
+
+    assert not _is_statement("# 1.1.8. 怎样关闭系统")
+    assert not _is_statement("sudo configuration")
+    assert _is_statement("在单用户模式下，可以使用命令行关闭系统。")
+    assert _is_statement("Run apt-get clean to empty the cache.")
