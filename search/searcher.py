@@ -13,6 +13,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from indexer.terms import exact_terms, fts_query, terms
 from xlsearch.config import SearchConfig
 from xlsearch.encoder import Encoder
@@ -89,7 +91,7 @@ def search(
     """Ranked hits, one per document: ranks offset+1 … offset+k.
 
     mode: dense (vectors), lexical (FTS5 bm25 over jieba/lower-cased terms) or hybrid
-    (reciprocal rank fusion of dense with lexical matches of the query's exact terms —
+    (a calibrated mix of dense scores with lexical matches of the query's exact terms —
     identifiers, numbers, names — weights in `SearchConfig`; a query without such terms is
     ranked as dense). `semantic_snippets` picks,
     for hits without a query term, the sentence closest in meaning (costs one small encode).
@@ -123,7 +125,7 @@ def search(
         if mode == "lexical":
             scores = dict(lexical)
         elif mode == "hybrid":
-            scores = _fuse(scores, dict(lexical), config.dense_weight, config.lexical_weight * exact_share, config.rrf_k)
+            scores = _mix(scores, dict(lexical), config.dense_weight, config.lexical_weight * exact_share)
         best: dict[int, tuple[float, int]] = {}
         matches: dict[int, int] = {}
         for cid, score in scores.items():
@@ -175,10 +177,17 @@ def _dense_scores(store: Store, qvec, dense: list[tuple[int, float]], rows: dict
     return {cid: float(z) for (cid, _), z in zip(dense, calibrated)}
 
 
-def _fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float, lexical_weight: float, rrf_k: int = 60) -> dict[int, float]:
-    """Reciprocal rank fusion: each list adds weight / (rrf_k + rank)."""
-    fused: dict[int, float] = {}
-    for weight, scores in ((dense_weight, dense), (lexical_weight, lexical)):
-        for rank, cid in enumerate(sorted(scores, key=lambda c: -scores[c]), start=1):
-            fused[cid] = fused.get(cid, 0.0) + weight / (rrf_k + rank)
-    return fused
+def _mix(dense: dict[int, float], lexical: dict[int, float], dense_weight: float, lexical_weight: float) -> dict[int, float]:
+    """Calibrated score mix: dense scores standardised over the candidates, bm25 over its best.
+
+    Unlike rank fusion, a small lexical weight cannot flip two dense scores that are far apart,
+    only near-ties; a large one (an identifier lookup) can lift an exact match to the top.
+    """
+    values = np.fromiter(dense.values(), np.float64, len(dense))
+    mean, std = (values.mean(), values.std() or 1.0) if len(values) else (0.0, 1.0)
+    best_bm25 = max(lexical.values(), default=1.0) or 1.0
+    mixed = {cid: dense_weight * (score - mean) / std for cid, score in dense.items()}
+    floor = min(mixed.values(), default=0.0)  # a lexical-only candidate starts at the bottom
+    for cid, bm25 in lexical.items():
+        mixed[cid] = mixed.get(cid, floor) + lexical_weight * bm25 / best_bm25
+    return mixed

@@ -44,13 +44,12 @@ class IndexConfig:
 
 @dataclass
 class SearchConfig:
-    """Hybrid ranking: reciprocal rank fusion of dense and lexical lists.
+    """Hybrid ranking: dense scores (standardised) + lexical_weight × share × bm25 / best bm25.
 
     Only exact terms (identifiers, numbers, names) are matched, and the lexical weight is scaled
     by the share of the query they make up; ordinary words would pull same-language documents
     up (measured: benchmarks/search_modes.py).
     """
 
-    rrf_k: int = 60
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
