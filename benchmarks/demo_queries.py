@@ -39,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = list(csv.DictReader(args.queries.open(encoding="utf-8"), delimiter="\t"))
     with Store.open(args.db) as store:
-        encoder = Encoder.load(args.model or store.model_identity.path)
+        encoder = Encoder.for_index(args.model, store.model_identity.path)
         store.check_model(encoder.identity)
         results = []
         for row in rows:

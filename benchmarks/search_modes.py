@@ -89,7 +89,7 @@ def run_set(name: str, pairs: list[tuple[str, str]], model: str | None, workdir:
     }
     out: dict = {"set": name, "pairs": len(pairs), "tasks": {}}
     with Store.open(db) as store:
-        encoder = Encoder.load(store.model_identity.path)
+        encoder = Encoder.for_index(model, store.model_identity.path)
         for task, queries in tasks.items():
             out["tasks"][task] = {}
             for variant, options in variants.items():

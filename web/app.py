@@ -19,8 +19,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
 from search.gloss import Gloss, gloss
+from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
 from search.snippets import segments
 from search.summarize import AbstractiveSummarizer, Summary, reader_language, summarize_hits
 from xlsearch.encoder import Encoder
@@ -67,7 +67,7 @@ class Engine:
     def __init__(self, db: Path, model: str | None = None, summarizer: str | Path | None = None):
         self.store = Store.open(db)
         self.summarizer = AbstractiveSummarizer(summarizer) if summarizer else None
-        self.encoder = Encoder.load(model or self.store.model_identity.path)
+        self.encoder = Encoder.for_index(model, self.store.model_identity.path)
         self.store.check_model(self.encoder.identity)
         self.lock = threading.Lock()
         self.search("warm up", k=1)

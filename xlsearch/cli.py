@@ -96,12 +96,11 @@ def _load_encoder(model: str | None, db: Path | None = None):
     from .encoder import Encoder
     from .store import SQLITE_NAME, Store
 
+    recorded = None
     if model is None and db is not None and (db / SQLITE_NAME).exists():
         with Store.open(db) as store:
             recorded = store.model_identity.path
-        if Path(recorded).is_dir():
-            model = recorded
-    return Encoder.load(model)
+    return Encoder.for_index(model, recorded)
 
 
 @cli.command()
@@ -180,12 +179,13 @@ def search(query, db, model, k, lang, balance, mode, path_glob, file_types, afte
     from search.searcher import Filters, validate_query
     from search.searcher import search as run_search
 
+    from .encoder import Encoder
     from .store import Store
 
     db = db or default_db_dir()
     validate_query(query, k, lang)  # an empty query should not cost a model load
     with Store.open(db) as store:
-        encoder = _load_encoder(model, db)
+        encoder = Encoder.for_index(model, store.model_identity.path)
         store.check_model(encoder.identity)
         filters = Filters(path_glob, tuple(file_types), after.timestamp() if after else None, before.timestamp() if before else None)
         hits = run_search(store, encoder, query, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset)

@@ -133,6 +133,13 @@ class Encoder:
     def load(cls, spec: str | os.PathLike | None = None, device: str | None = None) -> Encoder:
         return cls(resolve_model_path(spec), device=device)
 
+    @classmethod
+    def for_index(cls, spec: str | os.PathLike | None, recorded_path: str | None) -> Encoder:
+        """`spec` if given, else the model an index recorded (if that folder still exists)."""
+        if spec is None and recorded_path and Path(recorded_path).is_dir():
+            spec = recorded_path
+        return cls.load(spec)
+
     def _read_name(self) -> str:
         marker = self.path / "xlsearch_model.json"
         if marker.exists():
