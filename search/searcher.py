@@ -85,7 +85,7 @@ class Filters:
 
 def search(
     store: Store, encoder: Encoder, query: str, k: int = 10, lang: str = "any", balance: bool = True,
-    mode: str = "dense", config: SearchConfig | None = None, filters: Filters | None = None, offset: int = 0,
+    mode: str = "hybrid", config: SearchConfig | None = None, filters: Filters | None = None, offset: int = 0,
     semantic_snippets: bool = False,
 ) -> list[Hit]:
     """Ranked hits, one per document: ranks offset+1 … offset+k.

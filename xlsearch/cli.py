@@ -158,7 +158,7 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
               help="Only hits in this language.")
 @click.option("--balance/--no-balance", default=True, show_default=True,
               help="Rank by scores calibrated per language, so answers in the other language are not buried.")
-@click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="dense", show_default=True,
+@click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="hybrid", show_default=True,
               help="dense vectors, lexical (FTS5 + jieba) or hybrid (rank fusion of both).")
 @click.option("--path", "path_glob", default=None, metavar="GLOB", help="Only files whose full path matches, e.g. '*/manual/*'.")
 @click.option("--type", "file_types", multiple=True, type=click.Choice(["text", "markdown", "html", "jsonl", "csv", "pdf"]),
