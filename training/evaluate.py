@@ -47,10 +47,6 @@ class BitextResult:
     en_to_zh: float
     zh_to_en: float
 
-    @property
-    def mean(self) -> float:
-        return (self.en_to_zh + self.zh_to_en) / 2
-
 
 @dataclass
 class PairVectors:
@@ -88,12 +84,6 @@ class PairVectors:
             transform(self.en_query, "en", "query"), transform(self.en_passage, "en", "passage"),
             transform(self.zh_query, "zh", "query"), transform(self.zh_passage, "zh", "passage"),
         )
-
-
-def bitext_accuracy(encoder: Encoder, pairs: list[tuple[str, str]], kind: str = "query", batch_size: int = 64) -> BitextResult:
-    en = encoder.encode([e for e, _ in pairs], kind, batch_size)
-    zh = encoder.encode([z for _, z in pairs], kind, batch_size)
-    return bitext_accuracy_from_vectors(en, zh)
 
 
 def bitext_accuracy_from_vectors(en: np.ndarray, zh: np.ndarray) -> BitextResult:
