@@ -1,0 +1,163 @@
+"""Training configuration: plain dataclasses, loaded from a YAML recipe in `training/recipes/`.
+
+A recipe names only what differs from these defaults. Unknown keys are an error naming the key,
+so a typo cannot silently train with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from xlsearch.errors import InputError
+
+
+@dataclass
+class DataConfig:
+    train_dir: str | None = None  # None → ../shared/data/parallel/train (or $XLSEARCH_TRAIN_DATA)
+    files: list[str] = field(default_factory=list)  # stems in train_dir; empty → every *.tsv
+    pairs_per_file: int | None = None  # a seeded sample of each file; None → all of it
+    extra_pairs: list[str] = field(default_factory=list)  # your own TSV / JSONL pair files
+    monolingual: list[str] = field(default_factory=list)  # text files or xlsearch.db for MLM; empty → the pairs' sides
+    max_tokens: int = 64  # per sentence, prompt included
+    dev_dir: str | None = None  # None → ../shared/data/parallel/dev
+    dev_sets: list[str] = field(default_factory=list)  # monitored while training; empty → the train files' dev splits
+    dev_pairs: int = 200  # per dev set, for the in-training check
+
+
+@dataclass
+class ModelConfig:
+    base: str = "base"  # "base", or a local model folder
+    freeze_word_embeddings: bool = True  # 96M of the 118M parameters; they stay as converted
+    freeze_layers: int = 0  # also freeze the lowest N transformer layers
+
+
+@dataclass
+class ObjectiveWeights:
+    distill: float = 1.0
+    contrastive: float = 0.0
+    mlm: float = 0.0
+    tlm: float = 0.0
+
+
+@dataclass
+class ContrastiveConfig:
+    margin: float = 0.3  # additive margin on the positive (LaBSE)
+    scale: float = 20.0
+    learnable_scale: bool = False
+    mini_batch: int = 32  # gradient caching: forward/backward this many sentences at a time
+
+
+@dataclass
+class MaskingConfig:
+    probability: float = 0.15
+    whole_word: bool = False  # mask whole jieba words (Chinese) / whole words (English)
+
+
+@dataclass
+class OptimConfig:
+    batch_size: int = 32  # pairs per step
+    epochs: int = 1
+    max_steps: int | None = None  # cap on steps (the schedule is planned for it)
+    max_minutes: float | None = None  # stop early, with a checkpoint, after this long
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    out_dir: str = "runs/run"
+    seed: int = 0
+    device: str = "auto"  # auto → cuda if present, else cpu
+    amp: bool = True  # bf16 autocast on GPU; ignored on CPU
+    threads: int | None = None  # torch CPU threads; None → torch's default
+    log_every: int = 10
+    eval_every: int = 200
+    checkpoint_every: int = 200
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    objectives: ObjectiveWeights = field(default_factory=ObjectiveWeights)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, values: dict, where: str, source: str) -> Any:
+    if not isinstance(values, dict):
+        raise InputError(f"{source}: '{where or 'the recipe'}' must be a mapping of keys to values")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        if key not in known:
+            raise InputError(f"{source}: unknown key '{path}' — known keys here: {', '.join(sorted(known))}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, path, source)
+        else:
+            kwargs[key] = _check_type(value, hint, path, source)
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, hint: Any, path: str, source: str) -> Any:
+    allowed = set(get_args(hint)) if get_origin(hint) in (Union, UnionType) else {hint}
+    if value is None and type(None) in allowed:
+        return value
+    if any(get_origin(a) is list for a in allowed) and isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, bool):
+        ok = bool in allowed
+    elif isinstance(value, int):
+        ok = int in allowed or float in allowed
+        value = value if int in allowed else float(value)
+    else:
+        ok = any(isinstance(value, a) for a in allowed if a in (float, str))
+    if not ok:
+        names = ", ".join(getattr(a, "__name__", str(a)) for a in allowed)
+        raise InputError(f"{source}: '{path}' = {value!r} — expected {names}")
+    return value
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    import yaml
+
+    if "=" not in text:
+        raise InputError(f"--set {text}: expected KEY=VALUE, e.g. --set optim.max_steps=20")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def load_config(path: Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """A recipe file (or the defaults), then `--set a.b=value` overrides, checked key by key."""
+    import yaml
+
+    values: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such recipe — pass a YAML file, e.g. training/recipes/cpu-distill.yaml")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    for text in overrides:
+        keys, value = _parse_override(text)
+        node = values
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {text}: '{k}' is not a section")
+        node[keys[-1]] = value
+    return _build(TrainConfig, values, "", source)
