@@ -1,0 +1,168 @@
+"""Training objectives, each a small module whose maths the tests check on hand-made tensors.
+
+- Sentence-level (on pooled, unit-length embeddings of a batch of pairs):
+  `Distillation` and `MarginInfoNCE`. They share one forward pass per step and, through
+  `GradientCache`, can use batches larger than memory allows.
+- Token-level (on hidden states): `MaskedLM` for MLM and, given `tlm_inputs`, for TLM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Distillation(nn.Module):
+    """Student(en) and student(zh) both regress onto the frozen teacher's embedding of the English.
+
+    Reimers & Gurevych (2020): the English side keeps what the teacher knew; the Chinese side is
+    pulled to exactly where its translation sits, which removes same-language bias at its root.
+    The loss is the mean squared distance between unit vectors, summed over dimensions
+    (= 2 − 2·cosine), so its scale does not depend on the embedding width.
+    """
+
+    def forward(self, en: torch.Tensor, zh: torch.Tensor, teacher_en: torch.Tensor) -> torch.Tensor:
+        return ((en - teacher_en) ** 2).sum(-1).mean() + ((zh - teacher_en) ** 2).sum(-1).mean()
+
+
+class MarginInfoNCE(nn.Module):
+    """Bidirectional in-batch softmax with an additive margin on the positive (LaBSE, Feng et al. 2022).
+
+    Row i of en·zhᵀ should pick column i and column i should pick row i; subtracting `margin` from
+    the positives' cosine before scaling makes the model separate them by at least that much.
+    Optional hard negatives (more Chinese candidates) join the en→zh direction only.
+    """
+
+    def __init__(self, margin: float = 0.3, scale: float = 20.0, learnable_scale: bool = False):
+        super().__init__()
+        self.margin = margin
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale)), requires_grad=learnable_scale)
+
+    def forward(self, en: torch.Tensor, zh: torch.Tensor, hard_zh: torch.Tensor | None = None) -> torch.Tensor:
+        n = len(en)
+        sims = en @ zh.T - self.margin * torch.eye(n, device=en.device, dtype=en.dtype)
+        scale = self.log_scale.exp()
+        gold = torch.arange(n, device=en.device)
+        rows = sims if hard_zh is None else torch.cat([sims, en @ hard_zh.T], dim=1)
+        return (F.cross_entropy(scale * rows, gold) + F.cross_entropy(scale * sims.T, gold)) / 2
+
+
+class GradientCache:
+    """Large contrastive batches in small memory (Gao et al. 2021; sentence-transformers' CachedMNRL).
+
+    1. embed the whole batch in mini-batches without a graph, remembering each one's RNG state;
+    2. compute the loss on those embeddings and take its gradient with respect to them;
+    3. re-embed each mini-batch with a graph (same RNG → same dropout) and backpropagate that
+       gradient through it. The parameter gradients equal those of one big batch.
+    """
+
+    def __init__(self, embed: Callable[[dict], torch.Tensor], mini_batch: int):
+        self.embed = embed
+        self.mini_batch = mini_batch
+
+    def _chunks(self, batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        n = len(batch["input_ids"])
+        return [{k: v[i : i + self.mini_batch] for k, v in batch.items()} for i in range(0, n, self.mini_batch)]
+
+    def step(self, batches: list[dict[str, torch.Tensor]], loss_fn: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """Backpropagate loss_fn(*embeddings of batches) into the model; returns the loss value."""
+        if all(len(b["input_ids"]) <= self.mini_batch for b in batches):  # fits: one plain pass
+            loss = loss_fn(*(self.embed(b) for b in batches))
+            loss.backward()
+            return loss.detach()
+        chunked = [self._chunks(b) for b in batches]
+        states, cached = [], []
+        with torch.no_grad():
+            for chunks in chunked:
+                reps = []
+                for chunk in chunks:
+                    states.append(_rng_state())
+                    reps.append(self.embed(chunk))
+                cached.append(torch.cat(reps).requires_grad_(True))
+        loss = loss_fn(*cached)
+        loss.backward()
+        state_iter = iter(states)
+        for chunks, reps in zip(chunked, cached):
+            start = 0
+            for chunk in chunks:
+                _set_rng_state(next(state_iter))
+                out = self.embed(chunk)
+                grad = reps.grad[start : start + len(out)]
+                start += len(out)
+                out.backward(grad)
+        return loss.detach()
+
+
+def _rng_state() -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def _set_rng_state(state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
+def mask_tokens(
+    input_ids: torch.Tensor, special: torch.Tensor, vocab_size: int, mask_id: int,
+    probability: float = 0.15, generator: torch.Generator | None = None, word_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: pick `probability` of the non-special tokens — whole words when `word_ids`
+    (one id per token, −1 for none) is given; of the picked, 80 % become the mask token, 10 % a
+    random token, 10 % stay. Returns (inputs, labels) with labels −100 where nothing is predicted.
+    """
+    shape = input_ids.shape
+    if word_ids is None:
+        picked = torch.rand(shape, generator=generator) < probability
+    else:
+        per_word = torch.rand((shape[0], int(word_ids.max()) + 2), generator=generator) < probability
+        picked = torch.gather(per_word, 1, word_ids.clamp(min=0)) & (word_ids >= 0)
+    picked &= ~special
+    labels = torch.where(picked, input_ids, torch.full_like(input_ids, -100))
+    roll = torch.rand(shape, generator=generator)
+    inputs = input_ids.clone()
+    inputs[picked & (roll < 0.8)] = mask_id
+    random_slots = picked & (roll >= 0.8) & (roll < 0.9)
+    inputs[random_slots] = torch.randint(vocab_size, (int(random_slots.sum()),), generator=generator, dtype=input_ids.dtype)
+    return inputs, labels
+
+
+def tlm_inputs(first: list[int], second: list[int], first_lang: int, second_lang: int, bos: int, eos: int) -> dict[str, list[int]]:
+    """One TLM sequence (Conneau & Lample 2019): <s> first </s> <s> second </s>.
+
+    Positions restart at 0 for the second sentence so both halves look like sentence starts, and
+    token types carry the language (e5 has two token-type embeddings: 0 = English, 1 = Chinese),
+    so the model sees which half is which and can copy across.
+    """
+    a, b = [bos, *first, eos], [bos, *second, eos]
+    return {
+        "input_ids": a + b,
+        "position_ids": list(range(len(a))) + list(range(len(b))),
+        "token_type_ids": [first_lang] * len(a) + [second_lang] * len(b),
+    }
+
+
+class MaskedLM(nn.Module):
+    """A language-model head for MLM and TLM: dense → GELU → LayerNorm → the (tied, frozen) word
+    embeddings. e5 ships no such head, so it starts fresh and is only used while training.
+    Logits are computed for the masked positions only: 250k-way softmaxes are the cost here."""
+
+    def __init__(self, word_embeddings: nn.Embedding, eps: float = 1e-12):
+        super().__init__()
+        hidden = word_embeddings.embedding_dim
+        self.dense = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=eps)
+        self.decoder_weight = word_embeddings.weight
+        self.bias = nn.Parameter(torch.zeros(word_embeddings.num_embeddings))
+
+    def forward(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        where = labels != -100
+        if not where.any():
+            return hidden.sum() * 0.0
+        h = self.norm(F.gelu(self.dense(hidden[where])))
+        logits = h @ self.decoder_weight.T + self.bias
+        return F.cross_entropy(logits.float(), labels[where])
