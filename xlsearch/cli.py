@@ -326,6 +326,37 @@ def eval_command(ctx, model, data, sets, limit, balance, as_json):
     click.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else format_table(result))
 
 
+@cli.command("train")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML recipe, e.g. training/recipes/cpu-distill.yaml (default: built-in defaults).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, e.g. --set optim.max_steps=20 --set out_dir=runs/try (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in the recipe's out_dir from its checkpoint.")
+@click.option("--stop-at-step", type=click.IntRange(1), default=None, help="Stop after this step with a checkpoint (resume later).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.pass_context
+def train_command(ctx, config_path, overrides, resume, stop_at_step, as_json):
+    """Train the encoder on parallel data: distillation, contrastive, MLM and TLM objectives.
+
+    \b
+    The run folder (out_dir) gets: metrics.csv and metrics.png (losses, dev checks),
+    checkpoint.pt (for --resume), and at the end model/ — a complete model folder
+    to pass to --model, with trained.safetensors, the trained tensors alone (fp16).
+    Evaluate it with: xlsearch eval --model <out_dir>/model
+    Recipes select on dev data only; never point them at test sets.
+    """
+    from training.config import load_config
+    from training.train import train
+
+    cfg = load_config(config_path, list(overrides))
+    summary = train(cfg, resume=resume, progress=not ctx.obj["quiet"] and not as_json, stop_at=stop_at_step)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        done = f"model: {summary['model']}" if summary["finished"] else "stopped early; continue with --resume"
+        click.echo(f"{summary['steps']}/{summary['total_steps']} steps in {summary['elapsed_s']:.0f} s on {summary['device']}; {done}")
+
+
 @cli.group()
 def model():
     """Manage encoder models."""
