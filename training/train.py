@@ -160,11 +160,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
                 texts = random.sample(monolingual, min(len(monolingual), cfg.optim.batch_size))
                 loss = _mlm_loss(student, lm_head, texts, cfg, mask_rng)
                 (weights["mlm"] * loss).backward()
-                losses["mlm"] = float(loss)
+                losses["mlm"] = float(loss.detach())
             if "tlm" in weights:
                 loss = _tlm_loss(student, lm_head, en, zh, cfg, mask_rng)
                 (weights["tlm"] * loss).backward()
-                losses["tlm"] = float(loss)
+                losses["tlm"] = float(loss.detach())
         torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.optim.grad_clip)
         optimizer.step()
         schedule.step()
