@@ -9,26 +9,23 @@ tensors alone: the small file that ships and is laid over the converted base at 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import transformers
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
-from xlsearch.centering import _link_or_copy, _rewrite
-
-WEIGHTS = "model.safetensors"
+from xlsearch.modelfolder import WEIGHTS, derived_folder, read_marker, save_patch, weights_dir, write_marker
 
 
 class Student(torch.nn.Module):
     def __init__(self, folder: Path, max_tokens: int = 64):
         super().__init__()
         self.folder = Path(folder)
-        hf = self.folder if (self.folder / "config.json").exists() else self.folder / "hf"
+        hf = weights_dir(self.folder)
         with safe_open(str(hf / WEIGHTS), "pt") as f:  # keep the folder's layout: pooler or not
             has_pooler = any(k.startswith("pooler.") for k in f.keys())
         transformers.logging.set_verbosity_error()
@@ -86,50 +83,10 @@ class Student(torch.nn.Module):
     def save(self, dest: Path, info: dict) -> Path:
         """A complete model folder: the base's files (hard-linked) with this model's weights, plus
         `trained.safetensors` (fp16, trained tensors only) for shipping as a patch."""
-        dest = Path(dest)
-        tmp = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(self.folder, tmp, copy_function=_link_or_copy)
-        weights_dir = tmp if (tmp / "config.json").exists() else tmp / "hf"
-        (weights_dir / WEIGHTS).unlink(missing_ok=True)
-        state = {k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(weights_dir / WEIGHTS))
-        save_patch(self.trained_tensors(), tmp / "trained.safetensors", info)
-        marker = tmp / "xlsearch_model.json"
-        meta = json.loads(marker.read_text()) if marker.exists() else {}
-        meta.update({"name": info.get("name", dest.name), "training": info})
-        _rewrite(marker, json.dumps(meta, indent=2, ensure_ascii=False))
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-        return dest
-
-
-def save_patch(tensors: dict[str, torch.Tensor], path: Path, info: dict) -> None:
-    """fp16 copies of the trained tensors; metadata says what they patch and how they were made."""
-    half = {k: v.detach().to(torch.float16).cpu().contiguous() for k, v in tensors.items()}
-    save_file(half, str(path), metadata={"xlsearch": json.dumps(info, ensure_ascii=False)})
-
-
-def apply_patch(base: Path, patch: Path, dest: Path, info: dict) -> Path:
-    """Base model folder + a patch of trained tensors → a new model folder (the base untouched)."""
-    base, dest = Path(base), Path(dest)
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(base, tmp, copy_function=_link_or_copy)
-    state = load_file(str(base / WEIGHTS))
-    for name, tensor in load_file(str(patch)).items():
-        if name not in state or state[name].shape != tensor.shape:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ValueError(f"{patch}: tensor {name} does not fit {base}")
-        state[name] = tensor.to(state[name].dtype)
-    (tmp / WEIGHTS).unlink()
-    save_file(state, str(tmp / WEIGHTS))
-    marker = tmp / "xlsearch_model.json"
-    meta = json.loads(marker.read_text()) if marker.exists() else {}
-    meta.update(info)
-    _rewrite(marker, json.dumps(meta, indent=2, ensure_ascii=False))
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
-    return dest
+        with derived_folder(self.folder, dest) as tmp:
+            weights = weights_dir(tmp) / WEIGHTS
+            weights.unlink()
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}, str(weights))
+            save_patch(self.trained_tensors(), tmp / "trained.safetensors", info)
+            write_marker(tmp, read_marker(tmp) | {"name": info.get("name", Path(dest).name), "training": info})
+        return Path(dest)

@@ -19,11 +19,12 @@ import json
 import logging
 import os
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .modelfolder import derived_folder, read_marker, rewrite, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -131,41 +132,21 @@ def write_centered_model(base: Path, dest: Path, centering: LanguageCentering, p
 
     modules.json gains [..., Normalize, LanguageCentering, Normalize].
     """
-    base, dest = Path(base), Path(dest)
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(base, tmp, copy_function=_link_or_copy)
-    modules = json.loads((tmp / "modules.json").read_text())
-    if not modules[-1]["type"].endswith("Normalize"):
-        raise ValueError(f"{base}: expected the last module to be Normalize")
-    n = len(modules)
-    centering.save(str(tmp / f"{n}_LanguageCentering"))
-    (tmp / f"{n + 1}_Normalize").mkdir(exist_ok=True)
-    modules += [
-        {"idx": n, "name": str(n), "path": f"{n}_LanguageCentering", "type": "xlsearch.centering.LanguageCentering"},
-        {"idx": n + 1, "name": str(n + 1), "path": f"{n + 1}_Normalize", "type": modules[-1]["type"]},
-    ]
-    _rewrite(tmp / "modules.json", json.dumps(modules, indent=2))
-    marker = tmp / "xlsearch_model.json"
-    info = json.loads(marker.read_text()) if marker.exists() else {"name": base.name}
-    info["name"] = f"{info['name']} + language centering"
-    info["dim"] = int(centering.means.shape[-1])
-    info["centering"] = {"base": str(base), **(provenance or {})}
-    _rewrite(marker, json.dumps(info, indent=2, ensure_ascii=False))
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-    return dest
-
-
-def _rewrite(path: Path, text: str) -> None:
-    """Replace a file that may be a hard link to the base model's, without touching the base."""
-    path.unlink(missing_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    with derived_folder(base, dest) as tmp:
+        modules = json.loads((tmp / "modules.json").read_text())
+        if not modules[-1]["type"].endswith("Normalize"):
+            raise ValueError(f"{base}: expected the last module to be Normalize")
+        n = len(modules)
+        centering.save(str(tmp / f"{n}_LanguageCentering"))
+        (tmp / f"{n + 1}_Normalize").mkdir(exist_ok=True)
+        modules += [
+            {"idx": n, "name": str(n), "path": f"{n}_LanguageCentering", "type": "xlsearch.centering.LanguageCentering"},
+            {"idx": n + 1, "name": str(n + 1), "path": f"{n + 1}_Normalize", "type": modules[-1]["type"]},
+        ]
+        rewrite(tmp / "modules.json", json.dumps(modules, indent=2))
+        info = read_marker(tmp)
+        info["name"] = f"{info['name']} + language centering"
+        info["dim"] = int(centering.means.shape[-1])
+        info["centering"] = {"base": str(base), **(provenance or {})}
+        write_marker(tmp, info)
+    return Path(dest)

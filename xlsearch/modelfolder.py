@@ -1,0 +1,89 @@
+"""Derived model folders: a base model's folder plus a change (centering, trained weights).
+
+A derived folder hard-links the base's files instead of copying them (the model file is 470 MB),
+is built beside its destination and renamed into place only when complete, so an interrupted
+build never leaves a half-written model where a reader would load it. Files that differ from the
+base are unlinked before writing, so the base is never touched through a shared link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+MARKER = "xlsearch_model.json"
+WEIGHTS = "model.safetensors"
+
+
+@contextmanager
+def derived_folder(base: Path, dest: Path) -> Iterator[Path]:
+    """Yield a linked copy of `base` to edit; on success it replaces `dest`, on error it is removed."""
+    base, dest = Path(base), Path(dest)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(base, tmp, copy_function=_link_or_copy)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Replace a file that may be a hard link to the base model's, without touching the base."""
+    path.unlink(missing_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def read_marker(folder: Path) -> dict:
+    marker = Path(folder) / MARKER
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {"name": Path(folder).name}
+
+
+def write_marker(folder: Path, info: dict) -> None:
+    rewrite(Path(folder) / MARKER, json.dumps(info, indent=2, ensure_ascii=False))
+
+
+def weights_dir(folder: Path) -> Path:
+    """Where the transformer's config and weights live: the folder itself, or its `hf/` module."""
+    folder = Path(folder)
+    return folder if (folder / "config.json").exists() else folder / "hf"
+
+
+def save_patch(tensors: dict[str, torch.Tensor], path: Path, info: dict) -> None:
+    """fp16 copies of trained tensors — what ships: the trained layers of e5-small are ~43 MB
+    this way, against 470 MB for the whole model. Metadata says how they were made."""
+    half = {k: v.detach().to(torch.float16).cpu().contiguous() for k, v in tensors.items()}
+    save_file(half, str(path), metadata={"xlsearch": json.dumps(info, ensure_ascii=False)})
+
+
+def apply_patch(base: Path, patch: Path, dest: Path, info: dict) -> Path:
+    """Base model folder + a patch of trained tensors → a new model folder (the base untouched)."""
+    with derived_folder(base, dest) as tmp:
+        weights = weights_dir(tmp) / WEIGHTS
+        state = load_file(str(weights))
+        for name, tensor in load_file(str(patch)).items():
+            if name not in state or state[name].shape != tensor.shape:
+                raise ValueError(f"{patch}: tensor {name} does not fit {base}")
+            state[name] = tensor.to(state[name].dtype)
+        weights.unlink()
+        save_file(state, str(weights))
+        write_marker(tmp, read_marker(tmp) | info)
+    return Path(dest)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
