@@ -327,7 +327,7 @@ def test_twenty_steps_lower_the_loss_and_a_resumed_run_equals_one_run(parallel, 
 
 
 def test_a_trained_folder_is_a_working_model_and_its_patch_rebuilds_it(parallel, tiny_model_dir, tmp_path):
-    from training.student import apply_patch
+    from xlsearch.modelfolder import apply_patch
     from training.train import train
     from xlsearch.encoder import Encoder
 
@@ -367,3 +367,23 @@ def test_train_command(parallel, tiny_model_dir, tmp_path):
     assert "4/4 steps" in r.stdout and "model:" in r.stdout
     r = CliRunner().invoke(cli, ["-q", "train", "--set", "optim.bogus=1"])
     assert r.exit_code != 0 and "unknown key 'optim.bogus'" in r.output and "Traceback" not in r.output
+
+
+# --- the shipping rule ---------------------------------------------------------------------------
+
+
+def _result(value: float, same: float) -> dict:
+    row = {"set": "news", "pairs": 10, **{k: value for k in ("bitext_en_zh", "bitext_zh_en", "bias_top10_en", "bias_top10_zh")}}
+    return {"model": "m", "sets": [row], "same_language": {"en": {"items": 30, "r1": same, "mrr10": same}, "zh": None}}
+
+
+def test_shipping_rule_needs_better_on_every_set_and_same_language_kept():
+    from training.compare import markdown_table, verdict
+
+    base = _result(0.8, 0.90)
+    assert verdict(base, _result(0.9, 0.895)) == []  # better everywhere, same-language within a point
+    assert any("bitext_en_zh: 0.800 ≤ base 0.800" in f for f in verdict(base, _result(0.8, 0.9))), "a tie is not better"
+    assert any("same-language en" in f for f in verdict(base, _result(0.9, 0.88)))
+    assert verdict(base, {**_result(0.9, 0.9), "sets": []}) == ["news: not evaluated"]
+    table = markdown_table([("base", base), ("trained", _result(0.9, 0.9))])
+    assert "| news | 0.800 / 0.800 | 0.800 / 0.800 | 0.900 / 0.900 |" in table
