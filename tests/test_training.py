@@ -387,3 +387,49 @@ def test_shipping_rule_needs_better_on_every_set_and_same_language_kept():
     assert verdict(base, {**_result(0.9, 0.9), "sets": []}) == ["news: not evaluated"]
     table = markdown_table([("base", base), ("trained", _result(0.9, 0.9))])
     assert "| news | 0.800 / 0.800 | 0.800 / 0.800 | 0.900 / 0.900 |" in table
+
+
+# --- LoRA ----------------------------------------------------------------------------------------
+
+
+def test_lora_starts_at_the_base_and_merges_exactly():
+    from training.lora import add_lora, lora_patch, merged_state_dict
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential()
+    model.add_module("query", torch.nn.Linear(6, 4))
+    model.add_module("other", torch.nn.Linear(4, 4))
+    x = torch.randn(3, 6)
+    before = model(x)
+    assert add_lora(model, rank=2, alpha=4.0, targets=["query"]) == ["query"]
+    assert torch.equal(model(x), before), "B starts at zero: the adapted model is the base"
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["query.lora_A", "query.lora_B"]
+    with torch.no_grad():
+        model.query.lora_B.normal_()
+    adapted = model(x)
+    plain = torch.nn.Sequential()
+    plain.add_module("query", torch.nn.Linear(6, 4))
+    plain.add_module("other", torch.nn.Linear(4, 4))
+    plain.load_state_dict(merged_state_dict(model))
+    assert torch.allclose(plain(x), adapted, atol=1e-5)
+    patch = lora_patch(model)
+    delta = patch["query.lora_B"] @ patch["query.lora_A"]
+    assert torch.allclose(plain.query.weight, model.query.base.weight + delta, atol=1e-6)
+
+
+def test_a_lora_run_ships_only_adapters_that_rebuild_the_model(parallel, tiny_model_dir, tmp_path):
+    from training.train import train
+    from xlsearch.encoder import Encoder
+    from xlsearch.modelfolder import apply_patch
+
+    out = tmp_path / "lora"
+    settings = _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 4, "model.lora_rank": 4, "optim.lr": 5e-2})
+    train(load_config(None, settings), progress=False)
+    patch = load_file(str(out / "model" / "trained.safetensors"))
+    assert patch and all(k.endswith((".lora_A", ".lora_B")) for k in patch)
+    assert {k.rsplit(".", 2)[-2] for k in patch} == {"query", "value"}
+    texts = ["the quick brown fox", "快速的棕色狐狸"]
+    trained = Encoder(out / "model").encode(texts, "query")
+    assert not torch.allclose(torch.as_tensor(trained), torch.as_tensor(Encoder(tiny_model_dir).encode(texts, "query")))
+    rebuilt = apply_patch(tiny_model_dir, out / "model" / "trained.safetensors", tmp_path / "rebuilt", {"name": "rebuilt"})
+    assert torch.allclose(torch.as_tensor(Encoder(rebuilt).encode(texts, "query")), torch.as_tensor(trained), atol=2e-3)

@@ -33,6 +33,9 @@ class ModelConfig:
     base: str = "base"  # "base", or a local model folder
     freeze_word_embeddings: bool = True  # 96M of the 118M parameters; they stay as converted
     freeze_layers: int = 0  # also freeze the lowest N transformer layers
+    lora_rank: int = 0  # > 0: train LoRA adapters of this rank instead (everything else frozen)
+    lora_alpha: float = 16.0
+    lora_targets: list[str] = field(default_factory=lambda: ["query", "value"])  # linear layers to adapt
 
 
 @dataclass

@@ -37,6 +37,7 @@ class Student(torch.nn.Module):
         prompts = json.loads(st_config.read_text()).get("prompts", {}) if st_config.exists() else {}
         self.prompts = {"query": prompts.get("query", ""), "passage": prompts.get("passage", "")}
         self.max_tokens = max_tokens
+        self.lora = False
 
     @property
     def device(self) -> torch.device:
@@ -48,6 +49,13 @@ class Student(torch.nn.Module):
         self.model.embeddings.word_embeddings.weight.requires_grad_(not word_embeddings)
         for layer in self.model.encoder.layer[:layers]:
             layer.requires_grad_(False)
+
+    def add_lora(self, rank: int, alpha: float, targets: list[str]) -> None:
+        """Train low-rank adapters instead of the weights themselves (training/lora.py)."""
+        from .lora import add_lora
+
+        add_lora(self.model, rank, alpha, targets)
+        self.lora = True
 
     def tokenize(self, texts: list[str], kind: str | list[str] | None = None, **kwargs) -> dict[str, torch.Tensor]:
         kinds = kind if isinstance(kind, list) else [kind] * len(texts)
@@ -86,7 +94,12 @@ class Student(torch.nn.Module):
         with derived_folder(self.folder, dest) as tmp:
             weights = weights_dir(tmp) / WEIGHTS
             weights.unlink()
-            save_file({k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}, str(weights))
-            save_patch(self.trained_tensors(), tmp / "trained.safetensors", info)
+            state, patch = self.model.state_dict(), self.trained_tensors()
+            if self.lora:  # an ordinary model folder, adapters folded in; the adapters alone ship
+                from .lora import lora_patch, merged_state_dict
+
+                state, patch = merged_state_dict(self.model), lora_patch(self.model)
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(weights))
+            save_patch(patch, tmp / "trained.safetensors", info)
             write_marker(tmp, read_marker(tmp) | {"name": info.get("name", Path(dest).name), "training": info})
         return Path(dest)

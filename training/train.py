@@ -41,7 +41,9 @@ EN, ZH = 0, 1  # token types used as language ids by TLM
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or continue) a recipe; returns a summary. `stop_at` pauses after that step with a
     checkpoint — a run split across sessions ends as one run would. `optim.max_minutes` ends the
-    run early (the model is saved) so a recipe keeps its time promise on a slower machine."""
+    run early (the model is saved) so a recipe keeps its time promise on a slower machine; it
+    counts the whole run — loading, teacher vectors and dev checks included."""
+    began = time.monotonic()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     random.seed(cfg.seed)
@@ -57,7 +59,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     # --- model ------------------------------------------------------------------------------
     base = resolve_model_path(cfg.model.base)
     student = Student(base, cfg.data.max_tokens).to(device)
-    student.freeze(cfg.model.freeze_word_embeddings, cfg.model.freeze_layers)
+    if cfg.model.lora_rank:
+        student.add_lora(cfg.model.lora_rank, cfg.model.lora_alpha, cfg.model.lora_targets)
+    else:
+        student.freeze(cfg.model.freeze_word_embeddings, cfg.model.freeze_layers)
     tok = student.tokenizer
 
     # --- data -------------------------------------------------------------------------------
@@ -126,7 +131,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
 
     metrics = _MetricsLog(out / "metrics.csv", append=resume)
     plans: dict[int, list[list[int]]] = {}
-    began = time.monotonic()
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not progress)
     step = start
     stopped_early = False

@@ -68,11 +68,24 @@ def save_patch(tensors: dict[str, torch.Tensor], path: Path, info: dict) -> None
 
 
 def apply_patch(base: Path, patch: Path, dest: Path, info: dict) -> Path:
-    """Base model folder + a patch of trained tensors → a new model folder (the base untouched)."""
+    """Base model folder + a patch → a new model folder (the base untouched).
+
+    A patch holds trained tensors that replace the base's, and/or LoRA adapters
+    (`<layer>.lora_A`, `<layer>.lora_B`, B pre-scaled) that add B·A to `<layer>.weight`.
+    """
     with derived_folder(base, dest) as tmp:
         weights = weights_dir(tmp) / WEIGHTS
         state = load_file(str(weights))
-        for name, tensor in load_file(str(patch)).items():
+        tensors = load_file(str(patch))
+        for name, tensor in tensors.items():
+            if name.endswith(".lora_B"):
+                continue
+            if name.endswith(".lora_A"):
+                layer = name[: -len(".lora_A")]
+                name = f"{layer}.weight"
+                if name not in state or f"{layer}.lora_B" not in tensors:
+                    raise ValueError(f"{patch}: adapter {layer} does not fit {base}")
+                tensor = state[name].float() + tensors[f"{layer}.lora_B"].float() @ tensor.float()
             if name not in state or state[name].shape != tensor.shape:
                 raise ValueError(f"{patch}: tensor {name} does not fit {base}")
             state[name] = tensor.to(state[name].dtype)
