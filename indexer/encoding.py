@@ -44,8 +44,9 @@ _CANDIDATES = ("gb18030", "big5")
 def decode_bytes(data: bytes, declared: str | None = None) -> str:
     """Decode `data` or raise FileSkipped saying why it is not text we can read.
 
-    `declared` (an HTML meta charset, say) is tried first but not trusted: a declaration that
-    does not decode cleanly is ignored, as browsers do.
+    `declared` (an HTML meta charset, say) is tried after strict UTF-8 and not trusted: bytes
+    that are valid UTF-8 are UTF-8 whatever a page claims (a lying latin-1 or GBK declaration
+    would turn them into nonsense), and a declaration that does not decode cleanly is ignored.
     """
     if not data.strip(b" \t\r\n\x00"):
         raise FileSkipped("empty file")
@@ -63,15 +64,15 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
             pass
     if _looks_binary(data):
         raise FileSkipped("binary file (not text)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = data.count(b"\n", 0, exc.start) + 1
     if declared:
         try:
             return data.decode(_normalise_label(declared))
         except (UnicodeDecodeError, LookupError):
             pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
     decoded = []
     for encoding in _CANDIDATES:
         try:
@@ -80,7 +81,10 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
             continue
         decoded.append((_common_han_share(text), encoding, text))
     if not decoded:
-        raise FileSkipped("cannot decode: not UTF-8, UTF-16, GB18030 or Big5 — convert it to UTF-8 and re-run")
+        raise FileSkipped(
+            f"cannot decode: line {bad_line} is not UTF-8, and the file is not UTF-16, GB18030 or Big5 either "
+            "(mixed encodings?) — convert it to UTF-8 and re-run"
+        )
     return max(decoded)[2]
 
 

@@ -25,7 +25,7 @@ from xlsearch.store import ChunkRecord, DocumentRecord, FileRecord, Store
 
 from .chunker import chunk_text
 from .language import detect_language
-from .readers import file_type, read_file
+from .readers import FILE_TYPES, file_type, read_file
 from .terms import fts_text
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ def check_paths(paths: Sequence[Path]) -> list[Path]:
     for p in paths:
         p = Path(p).expanduser()
         if not p.exists():
+            if p.is_symlink():
+                raise InputError(f"{p}: broken symbolic link (its target is missing, or it loops) — fix or remove the link")
             raise InputError(f"{p}: no such file or folder — check the path")
         resolved.append(p.resolve())
     return resolved
@@ -78,14 +80,17 @@ def discover(roots: Sequence[Path], summary: IndexSummary) -> list[Path]:
             if file_type(root):
                 found[root] = None
             else:
-                summary.skipped.append((str(root), f"unsupported file type '{root.suffix}'"))
+                summary.skipped.append((str(root), f"unsupported file type '{root.suffix}' (supported: {', '.join(sorted(FILE_TYPES))})"))
             continue
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: summary.skipped.append((e.filename, f"cannot list folder: {e.strerror}"))):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 path = Path(dirpath) / name
                 if not name.startswith(".") and file_type(path):
-                    found[path.resolve() if path.is_symlink() else path] = None
+                    try:
+                        found[path.resolve() if path.is_symlink() else path] = None
+                    except (OSError, RuntimeError):  # a loop: RuntimeError before Python 3.13, OSError after
+                        summary.skipped.append((str(path), "symbolic link loop — fix or remove the link"))
     return list(found)
 
 

@@ -227,7 +227,8 @@ def _read_csv(data: bytes, text_field: str, id_field: str | None) -> list[Parsed
             if doc:
                 docs.append(doc)
     except csv.Error as exc:
-        raise FileSkipped(f"line {reader.line_num}: malformed CSV ({exc})") from None
+        # DictReader.line_num is the last line of the last good row: the bad record starts after it
+        raise FileSkipped(f"line {reader.line_num + 1}: malformed CSV ({exc}) — check the quotes on that line") from None
     return _unique_keys(docs)
 
 

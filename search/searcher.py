@@ -11,6 +11,7 @@ same-language text that merely shares the query's language.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,12 +53,15 @@ class Hit:
         return asdict(self)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def validate_query(query: str, k: int, lang: str) -> str:
-    query = " ".join(query.split())
+    query = " ".join(_CONTROL.sub(" ", query).split())  # control characters (NUL, ESC…) are not words
     if not query:
         raise InputError("empty query — type some words to search for")
     if len(query) > MAX_QUERY_CHARS:
-        raise InputError(f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
+        raise InputError(f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS} — shorten it")
     if not 1 <= k <= MAX_K:
         raise InputError(f"-k must be between 1 and {MAX_K}, not {k}")
     if lang not in LANG_FILTERS:

@@ -66,11 +66,15 @@ class Engine:
 
     def __init__(self, db: Path, model: str | None = None, summarizer: str | Path | None = None):
         self.store = Store.open(db)
-        self.summarizer = AbstractiveSummarizer(summarizer) if summarizer else None
-        self.encoder = Encoder.for_index(model, self.store.model_identity.path)
-        self.store.check_model(self.encoder.identity)
-        self.lock = threading.Lock()
-        self.search("warm up", k=1)
+        try:
+            self.summarizer = AbstractiveSummarizer(summarizer) if summarizer else None
+            self.encoder = Encoder.for_index(model, self.store.model_identity.path)
+            self.store.check_model(self.encoder.identity)
+            self.lock = threading.Lock()
+            self.search("warm up", k=1)
+        except BaseException:
+            self.store.close()  # a refused start leaves the index folder as it found it
+            raise
 
     def search(self, query: str, k: int = 10, lang: str = "any", **options) -> list[Hit]:
         with self.lock:

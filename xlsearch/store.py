@@ -13,6 +13,7 @@ Only one process writes at a time (an exclusive `flock` on `write.lock`); reader
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import sqlite3
@@ -69,6 +70,26 @@ def _faiss_name(generation: int) -> str:
     return f"vectors-{generation:08d}.faiss"
 
 
+def _damage_is_an_error(method):
+    """SQLite finding a damaged page mid-query becomes one IndexCorruptError, not a traceback.
+
+    OperationalError (locked, disk full, I/O) is left alone: the index itself may be fine.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
+            raise IndexCorruptError(
+                f"{self.dir / SQLITE_NAME} cannot be read ({exc}) — the index is damaged; rebuild it into a new --db directory"
+            ) from exc
+
+    return wrapper
+
+
 class Store:
     """An index directory. Open with `Store.open` (read) or `Store.open_for_writing`."""
 
@@ -88,7 +109,11 @@ class Store:
         if not (db_dir / SQLITE_NAME).exists():
             raise InputError(f"no index at {db_dir} — create one with `xlsearch index PATH --db {db_dir}`")
         store = cls(db_dir, _connect(db_dir / SQLITE_NAME))
-        store._check_schema()
+        try:
+            store._check_schema()
+        except BaseException:
+            store.close()  # also removes the -wal/-shm files SQLite made while opening
+            raise
         return store
 
     @classmethod
@@ -106,6 +131,7 @@ class Store:
             raise InputError(f"--db {db_dir} is a non-empty directory without an index — choose an empty or new directory")
         db_dir.mkdir(parents=True, exist_ok=True)
         lock_fd = _take_write_lock(db_dir)
+        store = None
         try:
             store = cls(db_dir, _connect(db_dir / SQLITE_NAME), lock_fd)
             if fresh:
@@ -118,7 +144,10 @@ class Store:
                     store._drop_vector_files()
             return store
         except BaseException:
-            os.close(lock_fd)
+            if store is not None:
+                store.close()  # closes the lock too
+            else:
+                os.close(lock_fd)
             raise
 
     def close(self) -> None:
@@ -179,6 +208,7 @@ class Store:
                 f"{self.dir} uses index format {version}; this xlsearch reads format {SCHEMA_VERSION} — re-index"
             )
 
+    @_damage_is_an_error
     def meta(self, key: str) -> str | None:
         row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
         return row[0] if row else None
@@ -205,9 +235,11 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------
 
+    @_damage_is_an_error
     def file_hashes(self) -> dict[str, str]:
         return {path: sha for path, sha in self.db.execute("select path, sha256 from files")}
 
+    @_damage_is_an_error
     def write_files(self, files: Iterable[FileRecord], removed_paths: Iterable[str] = ()) -> None:
         """Replace these files (and drop `removed_paths`) in one transaction; bump the generation."""
         assert self._lock_fd is not None, "write_files needs the write lock"
@@ -250,10 +282,18 @@ class Store:
         conn.execute("delete from documents where file_id = ?", [row[0]])
         conn.execute("delete from files where id = ?", [row[0]])
 
+    @_damage_is_an_error
     def sync_vectors(self) -> None:
         """Make the FAISS file match SQLite's generation (rebuild + atomic save), drop old ones."""
         generation = self.generation
         target = self.dir / _faiss_name(generation)
+        if target.exists() and self._index_generation != generation:
+            try:  # named right but perhaps damaged (truncated, overwritten): check it reads
+                self._index, self._index_generation = vx.to_gpu(vx.load_index(target)), generation
+            except Exception as exc:  # FAISS raises RuntimeError on a damaged file
+                log.warning("%s is damaged; rebuilding it from the database", target)
+                log.debug("FAISS: %s", exc)
+                target.unlink()
         if not target.exists():
             index = self._updated_flat_index() or self._build_from_sqlite()
             vx.save_index(index, target)
@@ -317,6 +357,7 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @_damage_is_an_error
     def vector_index(self):
         """The FAISS index for the current generation, loaded once, repaired if stale."""
         generation = self.generation
@@ -324,16 +365,24 @@ class Store:
             return self._index
         path = self.dir / _faiss_name(generation)
         index = None
+        damaged = False
         if path.exists():
             try:
                 index = vx.load_index(path)
             except Exception as exc:  # FAISS raises RuntimeError on a damaged file
-                log.warning("%s is damaged (%s); rebuilding the vectors from the database", path, exc)
+                damaged = True
+                log.debug("FAISS cannot read %s: %s", path, exc)
         if index is None:
             if self._lock_fd is not None:
                 self.sync_vectors()
                 return self._index
-            if _write_lock_held(self.dir) and (older := self._newest_vector_file()) is not None:
+            if damaged:
+                log.warning(
+                    "%s is damaged; searching vectors rebuilt in memory — run `xlsearch index` on %s to repair it on disk",
+                    path, self.dir,
+                )
+                index = self._build_from_sqlite()
+            elif _write_lock_held(self.dir) and (older := self._newest_vector_file()) is not None:
                 # An index run is committing batches; its FAISS file comes at the end. Use the
                 # last complete one: new chunks are missing for now, deleted ones are filtered.
                 index = vx.load_index(older)
@@ -354,6 +403,7 @@ class Store:
         scores, ids = vx.search_index(self.vector_index(), query, k)
         return [(int(i), float(s)) for i, s in zip(ids, scores)]
 
+    @_damage_is_an_error
     def search_terms(self, match: str, k: int) -> list[tuple[int, float]]:
         """Top-k (chunk id, bm25) for an FTS5 MATCH expression; higher is better."""
         rows = self.db.execute(
@@ -362,6 +412,7 @@ class Store:
         )
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    @_damage_is_an_error
     def language_calibration(self):
         """Per-language background samples for balanced ranking, cached per generation."""
         from search.calibration import LanguageCalibration
@@ -379,6 +430,7 @@ class Store:
             self._calibration = (generation, LanguageCalibration(samples))
         return self._calibration[1]
 
+    @_damage_is_an_error
     def chunk_rows(self, chunk_ids: list[int]) -> dict[int, dict]:
         """Chunk id → its text, offsets, language and document/file fields (missing ids skipped)."""
         if not chunk_ids:
@@ -395,6 +447,7 @@ class Store:
         cols = [c[0] for c in rows.description]
         return {row[0]: dict(zip(cols, row)) for row in rows}
 
+    @_damage_is_an_error
     def info(self) -> dict:
         q = lambda sql: self.db.execute(sql).fetchall()  # noqa: E731
         identity = self.model_identity
@@ -419,12 +472,15 @@ class Store:
 
 
 def _connect(path: Path) -> sqlite_utils.Database:
+    conn = None
     try:
         conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         db = sqlite_utils.Database(conn)
         db.execute("pragma journal_mode = wal")
         db.execute("pragma synchronous = normal")
     except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()  # leave no -wal/-shm files behind in a damaged index
         raise IndexCorruptError(
             f"{path} cannot be opened ({exc}) — the index is damaged; rebuild it into a new --db directory"
         ) from exc
