@@ -108,7 +108,7 @@ def search(
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     config = config or SearchConfig()
-    qvec = encoder.encode([query], "query")[0] if mode != "lexical" else None
+    qvec = encoder.encode_query(query) if mode != "lexical" else None
     balance = balance and lang == "any" and qvec is not None
     total = store.vector_index().ntotal
     fetch = min(total, max(want * 10 + 20, BALANCE_FETCH if balance else 0))
@@ -165,7 +165,7 @@ def _sentence_scores(encoder: Encoder, query: str, qvec, texts: list[str]) -> di
     if not flat:
         return {}
     if qvec is None:
-        qvec = encoder.encode([query], "query")[0]
+        qvec = encoder.encode_query(query)
     scores = (encoder.encode(flat, "passage") @ qvec).tolist()
     out, pos = {}, 0
     for i, sentences in todo.items():

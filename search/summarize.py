@@ -72,7 +72,7 @@ def extractive_summary(encoder: Encoder, query: str, hits: list, texts: list[str
     summary = Summary(reader)
     if not candidates:
         return summary
-    qvec = encoder.encode([query], "query")[0]
+    qvec = encoder.encode_query(query)
     vecs = encoder.encode([s for s, _ in candidates], "passage")
     relevance = vecs @ qvec
     langs = [detect_language(s) for s, _ in candidates]

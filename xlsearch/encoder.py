@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +130,8 @@ class Encoder:
         self.prompts = {kind: prompts.get(kind, "") for kind in KINDS}
         self.name = self._read_name()
         self._identity: ModelIdentity | None = None
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # LRU of query vectors
+        self._queries_lock = threading.Lock()
 
     @classmethod
     def load(cls, spec: str | os.PathLike | None = None, device: str | None = None) -> Encoder:
@@ -184,6 +188,24 @@ class Encoder:
         return [tuple(span) for span in enc["offset_mapping"]]
 
     # -- vectors ------------------------------------------------------------------------------
+
+    QUERY_CACHE_SIZE = 1024
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """One query's vector, from a small LRU cache: paging through results, the web page's
+        back button and popular queries re-run the same text, and a model call costs ~10 ms."""
+        with self._queries_lock:
+            vector = self._queries.get(query)
+            if vector is not None:
+                self._queries.move_to_end(query)
+                return vector
+        vector = self.encode([query], "query")[0]
+        vector.setflags(write=False)
+        with self._queries_lock:
+            self._queries[query] = vector
+            if len(self._queries) > self.QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return vector
 
     def encode(
         self,
