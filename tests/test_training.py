@@ -227,16 +227,18 @@ def test_bad_jsonl_pairs_name_the_line(tmp_path, line, message):
         read_any_pairs(path)
 
 
-def test_monolingual_from_text_files_and_an_index(tmp_path):
-    import sqlite3
-
+def test_monolingual_from_text_files_and_an_index(tmp_path, tiny_model_dir):
     text = tmp_path / "notes.txt"
     text.write_text("first line\n\n  第二行  \n", encoding="utf-8")
-    db = tmp_path / "xlsearch.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, text TEXT)")
-        conn.executemany("INSERT INTO chunks (text) VALUES (?)", [("chunk one",), ("块二",)])
-    assert read_monolingual([str(text), str(tmp_path)]) == ["first line", "第二行", "chunk one", "块二"]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("the quick brown fox. 快速的棕色狐狸。", encoding="utf-8")
+    db = tmp_path / "idx"
+    r = CliRunner().invoke(cli, ["-q", "index", str(docs), "--db", str(db), "--model", str(tiny_model_dir)])
+    assert r.exit_code == 0, r.output
+    texts = read_monolingual([str(text), str(db)])
+    assert texts[:2] == ["first line", "第二行"]
+    assert "".join(texts[2:]).replace(" ", "") == "thequickbrownfox.快速的棕色狐狸。", "the index's chunk texts"
     with pytest.raises(InputError, match="no such file"):
         read_monolingual([str(tmp_path / "missing.txt")])
 

@@ -100,18 +100,22 @@ def training_pairs(train_dir: Path, files: list[str], per_file: int | None, extr
 
 
 def read_monolingual(paths: list[str], limit: int | None = None) -> list[str]:
-    """Lines of plain-text files, or the chunk texts of an xlsearch index (`xlsearch.db` or its folder)."""
+    """Lines of plain-text files, or the chunk texts of an xlsearch index (its --db folder)."""
+    from xlsearch.store import SQLITE_NAME
+
     texts: list[str] = []
     for name in paths:
         path = Path(name)
-        db = path / "xlsearch.db" if path.is_dir() else path
-        if db.suffix == ".db" and db.is_file():
+        db = path / SQLITE_NAME if path.is_dir() else path
+        if db.name == SQLITE_NAME and db.is_file():
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-                texts += [row[0] for row in conn.execute("SELECT text FROM chunks ORDER BY id")]
+                texts += [row[0] for row in conn.execute(
+                    'select substr(d.text, c.start + 1, c."end" - c.start) from chunks c join documents d on d.id = c.doc_id order by c.id'
+                )]
         elif path.is_file():
             texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
         else:
-            raise InputError(f"{path}: no such file — data.monolingual takes text files or an xlsearch index")
+            raise InputError(f"{path}: no such file or index — data.monolingual takes text files or xlsearch --db folders")
     return texts[:limit] if limit else texts
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SQLITE_NAME = "index.sqlite"
+NEW_SQLITE_NAME = SQLITE_NAME + ".new"  # a database being created
 LOCK_NAME = "write.lock"
 CALIBRATION_SAMPLE = 512  # chunks per language (a fixed pseudo-random pick) standing for its background
 
@@ -127,16 +128,18 @@ class Store:
         if db_dir.exists() and not db_dir.is_dir():
             raise InputError(f"--db {db_dir} is a file, not a directory — choose a directory for the index")
         fresh = not (db_dir / SQLITE_NAME).exists()
-        if fresh and db_dir.exists() and any(p.name not in (LOCK_NAME,) for p in db_dir.iterdir()):
+        leftovers = (LOCK_NAME, NEW_SQLITE_NAME, NEW_SQLITE_NAME + "-wal", NEW_SQLITE_NAME + "-shm")
+        if fresh and db_dir.exists() and any(p.name not in leftovers for p in db_dir.iterdir()):
             raise InputError(f"--db {db_dir} is a non-empty directory without an index — choose an empty or new directory")
         db_dir.mkdir(parents=True, exist_ok=True)
         lock_fd = _take_write_lock(db_dir)
         store = None
         try:
-            store = cls(db_dir, _connect(db_dir / SQLITE_NAME), lock_fd)
+            fresh = not (db_dir / SQLITE_NAME).exists()  # again, now that no one else can create it
             if fresh:
-                store._create_schema(identity, index_type or "flat")
-            else:
+                cls._create_index_file(db_dir, identity, index_type or "flat")
+            store = cls(db_dir, _connect(db_dir / SQLITE_NAME), lock_fd)
+            if not fresh:
                 store._check_schema()
                 store.check_model(identity)
                 if index_type and index_type != store.meta("index_type"):
@@ -163,6 +166,25 @@ class Store:
         self.close()
 
     # -- schema and metadata ------------------------------------------------------------------
+
+    @classmethod
+    def _create_index_file(cls, db_dir: Path, identity: ModelIdentity, index_type: str) -> None:
+        """A new database is built beside its final name and renamed into place: a run killed
+        while creating it leaves either no index or a complete empty one, never half a schema."""
+        tmp = db_dir / NEW_SQLITE_NAME
+        for name in (NEW_SQLITE_NAME, NEW_SQLITE_NAME + "-wal", NEW_SQLITE_NAME + "-shm"):
+            (db_dir / name).unlink(missing_ok=True)
+        store = cls(db_dir, _connect(tmp))
+        try:
+            store._create_schema(identity, index_type)
+        finally:
+            store.close()  # checkpoints the WAL into the file
+        os.replace(tmp, db_dir / SQLITE_NAME)
+        dir_fd = os.open(db_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
 
     def _create_schema(self, identity: ModelIdentity, index_type: str) -> None:
         if index_type not in vx.INDEX_TYPES:
