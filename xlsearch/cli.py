@@ -115,9 +115,11 @@ def _load_encoder(model: str | None, db: Path | None = None):
 @click.option("--max-tokens", type=click.IntRange(16, 510), default=256, show_default=True, help="Token budget per chunk.")
 @click.option("--overlap-tokens", type=click.IntRange(0, 256), default=32, show_default=True, help="Tokens repeated between chunks.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True, help="Chunks per encoder batch.")
+@click.option("--commit-every", type=click.IntRange(1), default=2048, show_default=True,
+              help="Chunks per committed batch: an interrupted run keeps what was committed and resumes after it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, as_json):
+def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every, as_json):
     """Index files and folders (.txt .md .html .jsonl .csv, .pdf with the pdf extra).
 
     Re-running is incremental: unchanged files (same content hash) are not embedded again,
@@ -133,7 +135,7 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
     encoder = _load_encoder(model, db)
     config = IndexConfig(
         chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2)),
-        index_type=index_type or "flat", batch_size=batch_size, text_field=text_field, id_field=id_field, prune=prune,
+        index_type=index_type or "flat", batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field, id_field=id_field, prune=prune,
     )
     with Store.open_for_writing(db, encoder.identity, index_type) as store:
         summary = run_index(paths, store, encoder, config, progress=not ctx.obj["quiet"] and not as_json)
