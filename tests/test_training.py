@@ -344,6 +344,16 @@ def test_a_trained_folder_is_a_working_model_and_its_patch_rebuilds_it(parallel,
     assert torch.allclose(torch.as_tensor(again), torch.as_tensor(trained), atol=2e-3), "fp16 patch ≈ the trained weights"
     assert json.loads((rebuilt / "xlsearch_model.json").read_text())["name"] == "rebuilt"
 
+    from training.blend import blend
+
+    base_w = load_file(str(tiny_model_dir / "model.safetensors"))
+    trained_w = load_file(str(model / "model.safetensors"))
+    half = load_file(str(blend(model, 0.5, tmp_path / "blend") / "model.safetensors"))
+    patched = load_file(str(model / "trained.safetensors"))
+    for name in patched:  # trained tensors land halfway; the rest stay the base's
+        assert torch.allclose(half[name], (base_w[name] + trained_w[name]) / 2, atol=2e-3), name
+    assert all(torch.equal(half[name], base_w[name]) for name in base_w if name not in patched)
+
 
 def test_mlm_and_tlm_steps_run(parallel, tiny_model_dir, tmp_path):
     from training.train import train

