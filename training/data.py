@@ -12,23 +12,27 @@ from pathlib import Path
 from xlsearch.errors import InputError
 
 
-def read_pairs(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
-    """Pairs from a TSV file; a line without exactly one tab is an error naming the line."""
+def _numbered_lines(path: Path, expected: str):
+    """(line number, line) for the non-blank lines of a UTF-8 file; a missing file says what was expected."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file — expected a TSV of english<TAB>chinese pairs")
-    pairs = []
+        raise InputError(f"{path}: no such file — expected {expected}")
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-                raise InputError(f"{path} line {n}: expected 'english<TAB>chinese'")
-            pairs.append((parts[0], parts[1]))
-            if limit and len(pairs) >= limit:
-                break
+            if line.strip():
+                yield n, line.rstrip("\n")
+
+
+def read_pairs(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
+    """Pairs from a TSV file; a line without exactly one tab is an error naming the line."""
+    pairs = []
+    for n, line in _numbered_lines(path, "a TSV of english<TAB>chinese pairs"):
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise InputError(f"{path} line {n}: expected 'english<TAB>chinese'")
+        pairs.append((parts[0], parts[1]))
+        if limit and len(pairs) >= limit:
+            break
     return pairs
 
 
@@ -48,25 +52,19 @@ def default_dev_dir() -> Path:
 
 def read_pairs_jsonl(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
     """Pairs from JSON lines with "en" and "zh" fields (or "english" and "chinese")."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file — expected JSON lines with \"en\" and \"zh\" fields")
     pairs = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path} line {n}: not valid JSON ({e.msg})") from None
-            en = row.get("en", row.get("english")) if isinstance(row, dict) else None
-            zh = row.get("zh", row.get("chinese")) if isinstance(row, dict) else None
-            if not isinstance(en, str) or not isinstance(zh, str) or not en.strip() or not zh.strip():
-                raise InputError(f"{path} line {n}: expected an object with non-empty \"en\" and \"zh\" strings")
-            pairs.append((en, zh))
-            if limit and len(pairs) >= limit:
-                break
+    for n, line in _numbered_lines(path, 'JSON lines with "en" and "zh" fields'):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path} line {n}: not valid JSON ({e.msg})") from None
+        en = row.get("en", row.get("english")) if isinstance(row, dict) else None
+        zh = row.get("zh", row.get("chinese")) if isinstance(row, dict) else None
+        if not isinstance(en, str) or not isinstance(zh, str) or not en.strip() or not zh.strip():
+            raise InputError(f"{path} line {n}: expected an object with non-empty \"en\" and \"zh\" strings")
+        pairs.append((en, zh))
+        if limit and len(pairs) >= limit:
+            break
     return pairs
 
 
