@@ -3,7 +3,8 @@
 It embeds exactly as the sentence-transformers folder it came from does (prompt + text, mean over
 all tokens, L2-normalised), so what training optimises is what search uses. Saving writes a
 complete model folder (the base's files hard-linked, new weights) and, separately, the trained
-tensors alone: the small file that ships and is laid over the converted base at load time.
+tensors alone: a small patch that `xlsearch.modelfolder.apply_patch` lays over the base, the
+form in which a trained model can ship.
 """
 
 from __future__ import annotations
