@@ -27,6 +27,9 @@ class FakeEncoder:
             "如何清理 apt 缓存": e[0],
         }
 
+    def encode_query(self, query):
+        return self.encode([query], "query")[0]
+
     def encode(self, texts, kind="passage", *args, **kwargs):
         v = np.stack([self.table[t] for t in texts])
         return v / np.linalg.norm(v, axis=1, keepdims=True)
