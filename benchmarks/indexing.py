@@ -170,6 +170,7 @@ def child_project(work: Path, model: str, warmup: int, source: str) -> dict:
     }
     with Store.open(db) as store:
         encoder = Encoder.for_index(model, None)
+        encoder.QUERY_CACHE_SIZE = 0  # cold queries: each pays for its encoding, as the baseline's do
         for name, options in {"default": {}, "dense": {"mode": "dense", "balance": False}}.items():
             run = lambda q: [h.key or h.path for h in search(store, encoder, q, k=K, **options)]  # noqa: E731
             ranked, latency = timed_queries([q["text"] for q in queries], warmup, run)
