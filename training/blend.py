@@ -18,12 +18,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from xlsearch.encoder import resolve_model_path
-from xlsearch.modelfolder import apply_patch, save_patch, weights_dir
+from xlsearch.modelfolder import apply_patch, read_marker, save_patch, weights_dir
 
 
 def blend(trained: Path, alpha: float, out: Path) -> Path:
     trained = Path(trained)
-    info = json.loads((trained / "xlsearch_model.json").read_text())
+    info = read_marker(trained)
     base = resolve_model_path(info["training"]["recipe"]["model"]["base"])  # the model training started from
     with safe_open(str(trained / "trained.safetensors"), "pt") as f:
         meta = json.loads((f.metadata() or {}).get("xlsearch", "{}"))

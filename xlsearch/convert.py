@@ -38,12 +38,12 @@ import numpy as np
 
 from .config import xlsearch_home
 from .errors import ModelError
+from .modelfolder import MARKER
 
 log = logging.getLogger(__name__)
 
 CONVERTER_VERSION = 1
 MODEL_DIR_NAME = "multilingual-e5-small"
-MARKER = "xlsearch_model.json"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 SHIPPED_MEANS = Path(__file__).resolve().parent / "data" / "multilingual-e5-small-means.npz"
 _QK = 32

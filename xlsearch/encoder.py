@@ -145,10 +145,9 @@ class Encoder:
         return cls.load(spec)
 
     def _read_name(self) -> str:
-        marker = self.path / "xlsearch_model.json"
-        if marker.exists():
-            return json.loads(marker.read_text(encoding="utf-8")).get("name", self.path.name)
-        return self.path.name
+        from .modelfolder import read_marker
+
+        return read_marker(self.path).get("name", self.path.name)
 
     def _special_ids(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer wraps around content (e.g. <s> … </s>), found by asking it."""
