@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from training.config import TrainConfig, load_config
 from training.data import batch_plan, read_any_pairs, read_monolingual, sample_pairs, training_pairs
-from training.objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, tlm_inputs
+from training.objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, pair_targets, tlm_inputs
 from xlsearch.cli import cli
 from xlsearch.errors import InputError
 
@@ -63,12 +63,35 @@ def test_tlm_inputs_reset_positions_and_mark_languages():
     assert row["token_type_ids"] == [0, 0, 0, 0, 0, 1, 1, 1, 1]
 
 
-def test_distillation_is_squared_distance_to_the_teacher_english():
+def test_pair_targets_remove_each_languages_offset_per_group():
+    g = torch.Generator().manual_seed(0)
+    en = torch.nn.functional.normalize(torch.randn(6, 4, generator=g), dim=-1)
+    groups = ["query", "passage"] * 3
+    offset = {"query": torch.tensor([3.0, 0, 0, 0]), "passage": torch.tensor([0, 0, -2.0, 0])}
+    zh = en + torch.stack([offset[k] for k in groups])  # the same meanings, shifted by language and mode
+    t = pair_targets(en, zh, groups)
+    assert torch.allclose(t.norm(dim=-1), torch.ones(6))
+    # the offsets vanish: the target is each English vector centred within its own group
+    for k in ("query", "passage"):
+        rows = [i for i, x in enumerate(groups) if x == k]
+        want = torch.nn.functional.normalize(en[rows] - en[rows].mean(0), dim=-1)
+        assert torch.allclose(t[rows], want, atol=1e-6)
+
+
+def test_pair_targets_are_the_mean_of_both_views():
+    en = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    zh = torch.tensor([[0.0, 1.0], [0.0, -1.0]])  # means are 0: centring changes nothing
+    t = pair_targets(en, zh, ["query", "query"])
+    s = 2 ** -0.5
+    assert torch.allclose(t, torch.tensor([[s, s], [-s, -s]]))
+
+
+def test_distillation_is_squared_distance_to_the_target():
     teacher = torch.tensor([[1.0, 0.0]])
     assert Distillation()(teacher, teacher, teacher).item() == 0.0
     # zh orthogonal to the teacher: |zh − t|² = 2 − 2·cos = 2
     assert Distillation()(teacher, torch.tensor([[0.0, 1.0]]), teacher).item() == pytest.approx(2.0)
-    # both sides are pulled to the English teacher, not to each other
+    # both sides are pulled to the target, not to each other
     assert Distillation()(torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 1.0]]), teacher).item() == pytest.approx(4.0)
 
 

@@ -47,6 +47,15 @@ class ObjectiveWeights:
 
 
 @dataclass
+class DistillConfig:
+    # "pair_mean": both sides regress onto the mean of the teacher's language-centred English and
+    # Chinese embeddings — aligned, and each language keeps the other's view of the meaning.
+    # "english": onto the teacher's English embedding (Reimers & Gurevych 2020); Chinese then
+    # inherits the teacher's weaker English same-language structure.
+    target: str = "pair_mean"
+
+
+@dataclass
 class ContrastiveConfig:
     margin: float = 0.3  # additive margin on the positive (LaBSE)
     scale: float = 20.0
@@ -86,6 +95,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     objectives: ObjectiveWeights = field(default_factory=ObjectiveWeights)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -29,7 +29,7 @@ from xlsearch.errors import InputError
 from .config import TrainConfig
 from .data import batch_plan, default_dev_dir, default_train_dir, read_monolingual, read_pairs, training_pairs
 from .evaluate import PairVectors, evaluate_pairs
-from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, tlm_inputs
+from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, pair_targets, tlm_inputs
 from .student import Student
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     dev = _dev_sets(cfg, train_dir)
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
 
-    # The teacher is the model as loaded: its English embeddings, computed once before any step.
-    teacher = _teacher_vectors(student, pairs, kinds, out) if "distill" in weights else None
+    # The teacher is the model as loaded, run once over the training pairs before any step.
+    teacher = _distill_targets(cfg.distill.target, student, pairs, kinds, out) if "distill" in weights else None
 
     # --- objectives and optimiser --------------------------------------------------------------
     distill = Distillation()
@@ -213,15 +213,27 @@ def _plan_key(cfg: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _teacher_vectors(student: Student, pairs: list[tuple[str, str]], kinds: list[str], out: Path) -> torch.Tensor:
-    """The untrained model's embeddings of the English sides, cached in the run folder."""
-    text = json.dumps([[e, k] for (e, _), k in zip(pairs, kinds)], ensure_ascii=False) + f"|{student.max_tokens}|{student.folder}"
+DISTILL_TARGETS = ("pair_mean", "english")
+
+
+def _distill_targets(target: str, student: Student, pairs: list[tuple[str, str]], kinds: list[str], out: Path) -> torch.Tensor:
+    if target not in DISTILL_TARGETS:
+        raise InputError(f"distill.target: '{target}' — expected one of {', '.join(DISTILL_TARGETS)}")
+    teacher_en = _teacher_vectors(student, [e for e, _ in pairs], kinds, out)
+    if target == "english":
+        return teacher_en
+    return pair_targets(teacher_en, _teacher_vectors(student, [z for _, z in pairs], kinds, out), kinds)
+
+
+def _teacher_vectors(student: Student, texts: list[str], kinds: list[str], out: Path) -> torch.Tensor:
+    """The untrained model's embeddings of one side of the pairs, cached in the run folder."""
+    text = json.dumps([[t, k] for t, k in zip(texts, kinds)], ensure_ascii=False) + f"|{student.max_tokens}|{student.folder}"
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = out / f"teacher-{key}.pt"
     if path.exists():
         return torch.load(path)
-    log.info("teacher: embedding %d English sentences once", len(pairs))
-    vectors = student.encode([e for e, _ in pairs], kinds)
+    log.info("teacher: embedding %d sentences once", len(texts))
+    vectors = student.encode(texts, kinds)
     torch.save(vectors, path)
     return vectors
 
