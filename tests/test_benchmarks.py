@@ -1,0 +1,83 @@
+"""benchmarks/http_latency.py and benchmarks/ann.py run end to end at toy size (tiny model, own data).
+
+Each script is run as a user would run it, on a few hundred made-up pairs written here (so the
+shared data is not needed), with the collection cached in a temporary $XLSEARCH_HOME: the HTTP
+run builds it, the ANN run reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EN = "fox dog cat bird fish tree river hill road house window layer mask brush color image tool search index query".split()
+ZH = "狐狸 狗 猫 鸟 鱼 树 河 山 路 房子 窗口 图层 蒙版 画笔 颜色 图像 工具 搜索 索引 查询".split()
+
+
+def write_pairs(path: Path, n: int, rng: random.Random, tag: str) -> None:
+    lines = []
+    for i in range(n):
+        words = rng.sample(range(len(EN)), 4)
+        lines.append(" ".join(EN[w] for w in words) + f" {tag}{i}\t" + "".join(ZH[w] for w in words) + f"{tag}{i}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def bench_env(tmp_path_factory, tiny_model_dir) -> dict:
+    root = tmp_path_factory.mktemp("bench")
+    rng = random.Random(0)
+    for split, n, tag in (("train", 150, "t"), ("dev", 80, "d")):
+        (root / split).mkdir()
+        write_pairs(root / split / "toy.tsv", n, rng, tag)
+    return {**os.environ, "XLSEARCH_HOME": str(root / "home"), "XLSEARCH_TRAIN_DATA": str(root / "train"),
+            "XLSEARCH_DEV_DATA": str(root / "dev"), "HF_HUB_OFFLINE": "1", "out": str(root)}
+
+
+def run_script(name: str, env: dict, *args: str) -> dict:
+    out = Path(env["out"]) / f"{name}.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args, "--out", str(out), "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert json.loads(done.stdout) == report
+    return report
+
+
+@pytest.mark.slow
+def test_http_latency_then_ann(bench_env, tiny_model_dir):
+    model = str(tiny_model_dir)
+    r = run_script("http_latency", bench_env, "--size", "200", "--requests", "50", "--clients", "4", "--model", model)
+    assert r["collection"]["chunks"] == 200 and set(r["collection"]["chunks_by_lang"]) <= {"en", "zh", "other"}
+    for key in ("http_distinct", "http_cached"):
+        assert r[key]["errors"] == 0 and r[key]["latency"]["n"] == 50 and r[key]["mean_hits"] == 10
+        assert r[key]["connections"] == 4  # keep-alive: one connection per client
+    assert r["http_cached"]["distinct_queries"] == 50
+    for key in ("in_process", "baseline"):
+        assert r[key]["n"] == 50 and 0 < r[key]["p50_ms"] <= r[key]["p99_ms"] <= r[key]["max_ms"]
+    assert set(r["ratios"]) == {"http/in_process", "in_process/baseline", "http/baseline", "http_cached/http_distinct"}
+    assert {"met", "p50_ms", "p99_ms"} <= set(r["target"]) and r["machine"]["cpu_count"] and r["command"]
+    assert r["queries"]["english"] == 25
+
+    a = run_script("ann", bench_env, "--size", "200", "--queries", "40", "--model", model)
+    assert a["collection"]["build"] == r["collection"]["build"]  # the cached collection, not a rebuild
+    assert a["vectors"] == 200 and a["queries"] == 40 and set(a["indexes"]) == {"flat", "ivf", "hnsw"}
+    assert a["indexes"]["ivf"]["built_as"] == "flat"  # too few vectors: the project's IVF falls back
+    for res in a["indexes"].values():
+        assert res["bytes"] > 0 and res["settings"]
+        for s in res["settings"]:
+            assert 0.0 <= s["recall@10"] <= 1.0 and s["single"]["n"] == 40
+    assert a["indexes"]["flat"]["settings"][0]["recall@10"] == 1.0
+    hnsw = a["indexes"]["hnsw"]
+    assert hnsw["M"] == 32 and hnsw["project_default"] == 128 and hnsw["at_project_default"]["efSearch"] == 128
+    projection = a["projection_10M"]
+    assert "EXTRAPOLATION" in projection["method"]
+    assert {"flat", "hnsw", "sqlite"} <= set(projection["memory"])
+    assert [p["n"] for p in projection["latency"]["flat"]["points"]] == [50, 100, 200]
+    assert projection["latency"]["hnsw"]["model"] == "p50 = a + b*ln(n)"
