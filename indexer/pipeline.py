@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from xlsearch.config import IndexConfig
 from xlsearch.encoder import Encoder
-from xlsearch.errors import FileSkipped, InputError
+from xlsearch.errors import FileSkipped, InputError, NotEnoughMemoryError
 from xlsearch.store import ChunkRecord, DocumentRecord, FileRecord, Store
 
 from .chunker import chunk_text
@@ -182,9 +182,24 @@ def _embed(files: list[FileRecord], encoder: Encoder, batch_size: int, bar: tqdm
         elapsed = time.monotonic() - started
         bar.set_postfix(chunks=summary.chunks, chunks_per_s=f"{summary.chunks / elapsed:.1f}" if elapsed else "-")
 
-    vectors = encoder.encode([doc.text[c.start : c.end] for doc, c in chunks], "passage", batch_size, on_batch)
+    try:
+        vectors = encoder.encode([doc.text[c.start : c.end] for doc, c in chunks], "passage", batch_size, on_batch)
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        smaller = f"a smaller --batch-size (e.g. {max(1, batch_size // 4)})" if batch_size > 1 else "a smaller --max-tokens"
+        raise NotEnoughMemoryError(
+            f"out of memory embedding chunks in batches of {batch_size} — run again with {smaller}; files committed "
+            f"before this ({summary.added + summary.updated}) are kept and will not be embedded again"
+        ) from None
     for (_, chunk), vector in zip(chunks, vectors):
         chunk.vector = vector
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or PyTorch's RuntimeError for a failed allocation (CPU, CUDA or MPS)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text
 
 
 def _under(path: str, roots: Sequence[Path]) -> bool:

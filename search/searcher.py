@@ -110,36 +110,39 @@ def search(
     config = config or SearchConfig()
     qvec = encoder.encode_query(query) if mode != "lexical" else None
     balance = balance and lang == "any" and qvec is not None
-    total = store.vector_index().ntotal
-    fetch = min(total, max(want * 10 + 20, BALANCE_FETCH if balance else 0))
-    match = fts_query(query, exact_only=mode == "hybrid") if mode != "dense" else None
-    # In hybrid, lexical weighs as much as the query is made of exact terms: all of an
-    # identifier lookup, little of a sentence that merely mentions a name.
-    exact_share = len(exact_terms(query)) / max(1, len(terms(query)))
-    while True:
-        dense = store.search_vectors(qvec, fetch) if qvec is not None else []
-        lexical = store.search_terms(match, fetch) if match else []
-        rows = store.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
-        # a row is missing when an index run still in progress deleted its chunk: skip it
-        keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"]) and filters.allows(rows[cid])  # noqa: E731
-        dense = [(cid, sim) for cid, sim in dense if keep(cid)]
-        lexical = [(cid, bm25) for cid, bm25 in lexical if keep(cid)]
-        similarity = dict(dense)
-        scores = _dense_scores(store, qvec, dense, rows, balance)
-        if mode == "lexical":
-            scores = dict(lexical)
-        elif mode == "hybrid":
-            scores = _mix(scores, dict(lexical), config.dense_weight, config.lexical_weight * exact_share)
-        best: dict[int, tuple[float, int]] = {}
-        matches: dict[int, int] = {}
-        for cid, score in scores.items():
-            doc = rows[cid]["doc_id"]
-            matches[doc] = matches.get(doc, 0) + 1
-            if doc not in best or score > best[doc][0]:
-                best[doc] = (score, cid)
-        if len(best) >= want or fetch >= total:
-            break
-        fetch = min(total, fetch * 4)
+    # One SQLite snapshot for every read below: while an index run commits batches, the vectors,
+    # term matches and rows all come from the same committed generation.
+    with store.snapshot():
+        total = store.vector_index().ntotal
+        fetch = min(total, max(want * 10 + 20, BALANCE_FETCH if balance else 0))
+        match = fts_query(query, exact_only=mode == "hybrid") if mode != "dense" else None
+        # In hybrid, lexical weighs as much as the query is made of exact terms: all of an
+        # identifier lookup, little of a sentence that merely mentions a name.
+        exact_share = len(exact_terms(query)) / max(1, len(terms(query)))
+        while True:
+            dense = store.search_vectors(qvec, fetch) if qvec is not None else []
+            lexical = store.search_terms(match, fetch) if match else []
+            rows = store.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
+            # a row is missing when a chunk in an older FAISS file has since been deleted: skip it
+            keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"]) and filters.allows(rows[cid])  # noqa: E731
+            dense = [(cid, sim) for cid, sim in dense if keep(cid)]
+            lexical = [(cid, bm25) for cid, bm25 in lexical if keep(cid)]
+            similarity = dict(dense)
+            scores = _dense_scores(store, qvec, dense, rows, balance)
+            if mode == "lexical":
+                scores = dict(lexical)
+            elif mode == "hybrid":
+                scores = _mix(scores, dict(lexical), config.dense_weight, config.lexical_weight * exact_share)
+            best: dict[int, tuple[float, int]] = {}
+            matches: dict[int, int] = {}
+            for cid, score in scores.items():
+                doc = rows[cid]["doc_id"]
+                matches[doc] = matches.get(doc, 0) + 1
+                if doc not in best or score > best[doc][0]:
+                    best[doc] = (score, cid)
+            if len(best) >= want or fetch >= total:
+                break
+            fetch = min(total, fetch * 4)
     top = sorted(best.values(), key=lambda t: -t[0])[offset:want]
     texts = [rows[cid]["text"] for _, cid in top]
     sentence_scores = _sentence_scores(encoder, query, qvec, texts) if semantic_snippets else {}

@@ -41,3 +41,19 @@ class IndexBusyError(XlsearchError):
     """Another `xlsearch index` run holds the index's write lock."""
 
     exit_code = 3
+
+
+class StorageFullError(XlsearchError):
+    """No room to write: the disk is full, the quota is used up, or a file hit `ulimit -f`.
+
+    Raised by the store (xlsearch/store.py: `_no_room`), which knows the index folder to name.
+    Batches committed before it stay in the index; a run that failed can simply be repeated.
+    """
+
+    exit_code = 4
+
+
+class NotEnoughMemoryError(XlsearchError):
+    """Embedding a batch needed more memory than the machine (or `ulimit -v`) allows."""
+
+    exit_code = 5

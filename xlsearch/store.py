@@ -8,14 +8,20 @@ rebuilt from SQLite. So a kill at any moment leaves an index that opens and is c
 its last commit.
 
 Only one process writes at a time (an exclusive `flock` on `write.lock`); readers never block.
+A reader works inside `snapshot()`, one SQLite read transaction: while a run commits batches, a
+search or `info` sees one committed generation throughout, and FAISS vectors for a generation
+that has no file yet are brought up to date in memory from that same snapshot.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import functools
 import logging
 import os
+import resource
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -27,7 +33,7 @@ import sqlite_utils
 
 from . import vectors as vx
 from .encoder import ModelIdentity
-from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, InputError
+from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, InputError, StorageFullError
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +80,93 @@ def _faiss_name(generation: int) -> str:
 def _damage_is_an_error(method):
     """SQLite finding a damaged page mid-query becomes one IndexCorruptError, not a traceback.
 
-    OperationalError (locked, disk full, I/O) is left alone: the index itself may be fine.
+    OperationalError (locked, I/O) is left alone: the index itself may be fine. A write that
+    found no room (disk full, `ulimit -f`) becomes one StorageFullError naming the index.
     """
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):
+        except (sqlite3.OperationalError, OSError) as exc:
+            if (why := _no_room(exc, self.dir)) is None:
                 raise
+            raise _storage_full(self.dir, why, reading=self._lock_fd is None) from exc
+        except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(
                 f"{self.dir / SQLITE_NAME} cannot be read ({exc}) — the index is damaged; rebuild it into a new --db directory"
             ) from exc
 
     return wrapper
+
+
+# -- no room on the disk ---------------------------------------------------------------------
+
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+_NEARLY_FULL = 1 << 20  # bytes free below which an I/O error is put down to a full disk
+
+
+def _no_room(exc: BaseException, db_dir: Path) -> str | None:
+    """Why a write found no room (the disk is full, the quota used up, a file at its size limit),
+    or None when `exc` is some other failure.
+
+    SQLite reports a full disk as SQLITE_FULL, but a write refused by the file size limit
+    (`ulimit -f`), or a shared-memory file it could not grow, only as an I/O error: such an error
+    counts when the disk is (nearly) full or a size limit is set.
+    """
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EFBIG:
+            return _size_limit() or "a file reached the largest size this file system allows"
+        return {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up"}.get(exc.errno)
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", 0)
+        if code == _SQLITE_FULL:
+            return _disk_full(db_dir) or _size_limit() or "the disk is full"
+        if code & 0xFF == _SQLITE_IOERR:
+            return _disk_full(db_dir) or _size_limit()
+    return None
+
+
+def _disk_full(db_dir: Path) -> str | None:
+    try:
+        st = os.statvfs(db_dir)
+    except OSError:
+        return None
+    return "the disk is full" if st.f_bavail * st.f_frsize < _NEARLY_FULL else None
+
+
+def _size_limit() -> str | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else f"a file reached this process's file size limit (ulimit -f: {soft} bytes)"
+
+
+def _storage_full(db_dir: Path, why: str, reading: bool) -> StorageFullError:
+    fix = "raise the limit (ulimit -f unlimited)" if "ulimit" in why else "free some space"
+    if reading:
+        return StorageFullError(f"cannot read the index at {db_dir}: {why}, and SQLite needs a few KB beside it to read — {fix}")
+    if "ulimit" not in why:
+        fix += " or choose a --db directory on another disk"
+    return StorageFullError(
+        f"no room to write the index at {db_dir}: {why} — {fix}, then run again (batches committed before this are kept)"
+    )
+
+
+def _no_room_is_an_error(reading: bool):
+    """For Store.open/open_for_writing(cls, db_dir, ...): see `_damage_is_an_error`."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(cls, db_dir, *args, **kwargs):
+            try:
+                return method(cls, db_dir, *args, **kwargs)
+            except (sqlite3.OperationalError, OSError) as exc:
+                if (why := _no_room(exc, Path(db_dir))) is None:
+                    raise
+                raise _storage_full(Path(db_dir), why, reading) from exc
+
+        return wrapper
+
+    return decorate
 
 
 class Store:
@@ -100,10 +178,12 @@ class Store:
         self._lock_fd = lock_fd
         self._index = None
         self._index_generation: int | None = None
+        self._precision = "fp32"  # of the encoder whose vectors write_files stores
 
     # -- opening ------------------------------------------------------------------------------
 
     @classmethod
+    @_no_room_is_an_error(reading=True)
     def open(cls, db_dir: Path) -> Store:
         """Open an existing index for reading; a clear error if there is none."""
         db_dir = Path(db_dir)
@@ -118,11 +198,15 @@ class Store:
         return store
 
     @classmethod
-    def open_for_writing(cls, db_dir: Path, identity: ModelIdentity, index_type: str | None = None) -> Store:
+    @_no_room_is_an_error(reading=False)
+    def open_for_writing(
+        cls, db_dir: Path, identity: ModelIdentity, index_type: str | None = None, precision: str = "fp32"
+    ) -> Store:
         """Open (creating if needed) with the write lock held and the model checked.
 
         Fails before touching anything if another run holds the lock or the index was built
-        with a different model.
+        with a different model. `precision` is the encoder's ("fp32"/"int8"): recorded in the
+        metadata with the vectors it makes (either precision searches the same index).
         """
         db_dir = Path(db_dir)
         if db_dir.exists() and not db_dir.is_dir():
@@ -139,6 +223,7 @@ class Store:
             if fresh:
                 cls._create_index_file(db_dir, identity, index_type or "flat")
             store = cls(db_dir, _connect(db_dir / SQLITE_NAME), lock_fd)
+            store._precision = precision
             if not fresh:
                 store._check_schema()
                 store.check_model(identity)
@@ -152,6 +237,23 @@ class Store:
             else:
                 os.close(lock_fd)
             raise
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Reads inside see one committed generation, however many batches a run commits meanwhile.
+
+        A read transaction on the WAL: SQLite pins the state at its first read, and the writer
+        carries on. Nested uses share the outermost one.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("begin")
+        try:
+            yield
+        finally:
+            conn.rollback()  # nothing was written: this only ends the read transaction
 
     def close(self) -> None:
         self.db.conn.close()
@@ -170,15 +272,25 @@ class Store:
     @classmethod
     def _create_index_file(cls, db_dir: Path, identity: ModelIdentity, index_type: str) -> None:
         """A new database is built beside its final name and renamed into place: a run killed
-        while creating it leaves either no index or a complete empty one, never half a schema."""
+        while creating it leaves either no index or a complete empty one, never half a schema.
+        One that fails (no room on the disk) removes its files."""
         tmp = db_dir / NEW_SQLITE_NAME
-        for name in (NEW_SQLITE_NAME, NEW_SQLITE_NAME + "-wal", NEW_SQLITE_NAME + "-shm"):
-            (db_dir / name).unlink(missing_ok=True)
-        store = cls(db_dir, _connect(tmp))
+        temporaries = [db_dir / name for name in (NEW_SQLITE_NAME, NEW_SQLITE_NAME + "-wal", NEW_SQLITE_NAME + "-shm")]
+        for p in temporaries:
+            p.unlink(missing_ok=True)
         try:
-            store._create_schema(identity, index_type)
-        finally:
-            store.close()  # checkpoints the WAL into the file
+            store = cls(db_dir, _connect(tmp))
+            try:
+                store._create_schema(identity, index_type)
+                # Into the file now, failing loudly: the checkpoint close() makes gives up silently
+                # (a full disk), and the schema left in the -wal would not follow the rename.
+                store.db.execute("pragma wal_checkpoint(truncate)")
+            finally:
+                store.close()
+        except BaseException:
+            for p in temporaries:
+                p.unlink(missing_ok=True)
+            raise
         os.replace(tmp, db_dir / SQLITE_NAME)
         dir_fd = os.open(db_dir, os.O_RDONLY)
         try:
@@ -213,6 +325,7 @@ class Store:
             self.set_meta(
                 schema_version=SCHEMA_VERSION, generation=0, index_type=index_type,
                 model=identity.to_json(), dim=identity.dim, created_at=_now(), updated_at=_now(),
+                precision="",  # no vectors yet
             )
 
     def _check_schema(self) -> None:
@@ -267,6 +380,7 @@ class Store:
         assert self._lock_fd is not None, "write_files needs the write lock"
         conn = self.db.conn
         with conn:
+            wrote_vectors = False
             for path in removed_paths:
                 self._delete_file(path)
             for f in files:
@@ -286,10 +400,20 @@ class Store:
                             (doc_id, i, c.start, c.end, c.lang, c.n_tokens, np.asarray(c.vector, np.float32).tobytes()),
                         ).lastrowid
                         conn.execute("insert into chunks_fts (rowid, terms) values (?, ?)", (chunk_id, c.terms))
+                        wrote_vectors = True
+            if wrote_vectors:
+                conn.execute("insert or replace into meta (key, value) values ('precision', ?)", [self._precisions_with(self._precision)])
             conn.execute(
                 "insert or replace into meta (key, value) values ('generation', ?), ('updated_at', ?)",
                 [str(self.generation + 1), _now()],
             )
+
+    def _precisions_with(self, precision: str) -> str:
+        """The precisions the index's vectors were made at, with `precision` added: "fp32",
+        "int8", or "fp32+int8" when runs at both wrote to it."""
+        recorded = self.meta("precision")
+        have = {"fp32"} if recorded is None else set(filter(None, recorded.split("+")))  # None: made before it was recorded
+        return "+".join(sorted(have | {precision}))
 
     def _delete_file(self, path: str) -> None:
         conn = self.db.conn
@@ -381,41 +505,74 @@ class Store:
 
     @_damage_is_an_error
     def vector_index(self):
-        """The FAISS index for the current generation, loaded once, repaired if stale."""
-        generation = self.generation
-        if self._index is not None and self._index_generation == generation:
-            return self._index
-        path = self.dir / _faiss_name(generation)
-        index = None
-        damaged = False
-        if path.exists():
-            try:
-                index = vx.load_index(path)
-            except Exception as exc:  # FAISS raises RuntimeError on a damaged file
-                damaged = True
-                log.debug("FAISS cannot read %s: %s", path, exc)
-        if index is None:
-            if self._lock_fd is not None:
-                self.sync_vectors()
+        """The FAISS index for the current generation, loaded once, repaired if stale.
+
+        Without a file for this generation (an index run is committing batches, and writes it at
+        its end; or the run died first), a reader brings the newest file up to date in memory,
+        from the same snapshot as its other reads, so vector hits always match the rows it reads.
+        """
+        with self.snapshot():
+            generation = self.generation
+            if self._index is not None and self._index_generation == generation:
                 return self._index
-            if damaged:
-                log.warning(
-                    "%s is damaged; searching vectors rebuilt in memory — run `xlsearch index` on %s to repair it on disk",
-                    path, self.dir,
-                )
-                index = self._build_from_sqlite()
-            elif _write_lock_held(self.dir) and (older := self._newest_vector_file()) is not None:
-                # An index run is committing batches; its FAISS file comes at the end. Use the
-                # last complete one: new chunks are missing for now, deleted ones are filtered.
-                index = vx.load_index(older)
-            else:
-                log.warning(
-                    "the vectors in %s are out of date (an interrupted index run?); rebuilt in memory — "
-                    "run `xlsearch index` on it to repair it on disk", self.dir,
-                )
-                index = self._build_from_sqlite()
-        self._index, self._index_generation = vx.to_gpu(index), generation
-        return self._index
+            path = self.dir / _faiss_name(generation)
+            index = None
+            damaged = False
+            if path.exists():
+                try:
+                    index = vx.load_index(path)
+                except Exception as exc:  # FAISS raises RuntimeError on a damaged file
+                    damaged = path.exists()  # else a newer run replaced it meanwhile: no damage
+                    log.debug("FAISS cannot read %s: %s", path, exc)
+            if index is None:
+                if self._lock_fd is not None:
+                    self.sync_vectors()
+                    return self._index
+                if damaged:
+                    log.warning(
+                        "%s is damaged; searching vectors rebuilt in memory — run `xlsearch index` on %s to repair it on disk",
+                        path, self.dir,
+                    )
+                    index = self._build_from_sqlite()
+                else:
+                    if not _write_lock_held(self.dir):  # a run in progress is normal, not worth a word
+                        log.warning(
+                            "the vectors in %s are out of date (an interrupted index run?); brought up to date in memory — "
+                            "run `xlsearch index` on it to repair it on disk", self.dir,
+                        )
+                    index = self._caught_up_in_memory() or self._build_from_sqlite()
+            self._index, self._index_generation = vx.to_gpu(index), generation
+            return self._index
+
+    def _caught_up_in_memory(self):
+        """For a reader: the newest FAISS file plus the chunks SQLite has and it lacks, or None.
+
+        Chunk ids are never reused, so ids in the file that SQLite no longer has are chunks
+        deleted since: removed where the index type can delete (flat, IVF), otherwise left for
+        `chunk_rows` to skip. Costs one scan of chunk ids and reading the new vectors.
+        """
+        import faiss
+
+        previous = self._newest_vector_file()
+        if previous is None:
+            return None
+        try:
+            index = vx.load_index(previous)
+            have = vx.index_ids(index)
+        except Exception as exc:  # gone (a run just finished and replaced it) or damaged
+            log.debug("FAISS cannot read %s: %s", previous, exc)
+            return None
+        want = np.fromiter((r[0] for r in self.db.execute("select id from chunks")), np.int64)
+        removed, added = np.setdiff1d(have, want), np.setdiff1d(want, have)
+        if len(removed):
+            try:
+                index.remove_ids(faiss.IDSelectorBatch(removed))
+            except RuntimeError:  # HNSW cannot delete
+                pass
+        if len(added):
+            ids, vecs = self._vectors_for(added.tolist())
+            index.add_with_ids(vecs, ids)
+        return index
 
     def _newest_vector_file(self) -> Path | None:
         files = sorted(self.dir.glob("vectors-*.faiss"))
@@ -471,8 +628,13 @@ class Store:
 
     @_damage_is_an_error
     def info(self) -> dict:
+        with self.snapshot():  # counts of one generation, even while a run commits batches
+            return self._info()
+
+    def _info(self) -> dict:
         q = lambda sql: self.db.execute(sql).fetchall()  # noqa: E731
         identity = self.model_identity
+        precision = self.meta("precision")  # None: an index older than this record (all fp32); "": no vectors yet
         size = sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
         return {
             "db": str(self.dir),
@@ -484,9 +646,11 @@ class Store:
             "model": identity.name,
             "model_path": identity.path,
             "dim": identity.dim,
+            "precision": "fp32" if precision is None else precision or None,  # of the encoder that made the vectors
             "index_type": self.meta("index_type"),
             "generation": self.generation,
             "vectors_in_sync": (self.dir / _faiss_name(self.generation)).exists(),
+            "indexing": _write_lock_held(self.dir),  # an index run is in progress (its vectors come at its end)
             "created_at": self.meta("created_at"),
             "updated_at": self.meta("updated_at"),
             "size_bytes": size,
@@ -503,6 +667,8 @@ def _connect(path: Path) -> sqlite_utils.Database:
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()  # leave no -wal/-shm files behind in a damaged index
+        if _no_room(exc, path.parent) is not None:
+            raise  # not damage: Store.open/open_for_writing say so
         raise IndexCorruptError(
             f"{path} cannot be opened ({exc}) — the index is damaged; rebuild it into a new --db directory"
         ) from exc
@@ -511,16 +677,26 @@ def _connect(path: Path) -> sqlite_utils.Database:
 
 def _take_write_lock(db_dir: Path) -> int:
     fd = os.open(db_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    patience = time.monotonic() + 0.5  # a reader asking whether a run is in progress holds it for an instant
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < patience:
+                time.sleep(0.01)
+                continue
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise IndexBusyError(
+                f"another `xlsearch index` run (pid {holder}) is writing to {db_dir} — wait for it to finish, then run again"
+            ) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)  # fails on a full disk: then let go of the lock
+    except BaseException:
         os.close(fd)
-        raise IndexBusyError(
-            f"another `xlsearch index` run (pid {holder}) is writing to {db_dir} — wait for it to finish, then run again"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+        raise
     return fd
 
 

@@ -61,14 +61,26 @@ def build_index(kind: str, ids: np.ndarray, vectors: np.ndarray, dim: int):
 
 
 def save_index(index, path: Path) -> None:
-    """Write to a temp file, fsync, rename: a reader sees the old file or the new, never half."""
+    """Write to a temp file, fsync, rename: a reader sees the old file or the new, never half.
+
+    Through a Python file, not faiss.write_index(path): FAISS reports a write that fails as its
+    file is closed (a full disk, `ulimit -f`) only on stderr, and a short file would be renamed
+    in. Here any failure raises OSError (ENOSPC, EFBIG, ...) and removes the temp file.
+    """
     import faiss
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(to_cpu(index), str(tmp))
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            faiss.write_index(to_cpu(index), faiss.PyCallbackIOWriter(f.write))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(tmp)
+        raise
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -81,6 +93,19 @@ def load_index(path: Path):
     import faiss
 
     return faiss.read_index(str(path))
+
+
+def index_ids(index) -> np.ndarray:
+    """The ids an index holds (IDMap-wrapped flat/HNSW, or IVF), as int64."""
+    import faiss
+
+    if hasattr(index, "id_map"):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    lists = faiss.extract_index_ivf(index).invlists
+    parts = [
+        faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(lists.nlist) if lists.list_size(i)
+    ]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def to_gpu(index):
