@@ -1,6 +1,6 @@
 """Indexing and query cost of the project against a plain baseline, on the same texts, in one run.
 
-    python benchmarks/indexing.py --corpus dev [--limit N] [--queries 200] [--model base] [--json]
+    python benchmarks/indexing.py --corpus dev [--limit N] [--queries 200] [--model base] [--precision int8] [--json]
     python benchmarks/indexing.py --corpus synthetic --size 20000 [--seed 0]
     python benchmarks/indexing.py --corpus demo
 
@@ -12,9 +12,12 @@ converted by xlsearch, resolved with `resolve_model_path`) on the same device (t
   `faiss.write_index`; its texts are also saved as JSONL (ids and texts) so that, like the project,
   it can show what it found. Queries: `encode([q], prompt="query: ")` then `index.search`.
 - **project**: the texts as a JSONL file ("id", "text"), indexed with `xlsearch index FILE --db DIR
-  --model FOLDER --id-field id --json` (click's CliRunner); queries through
+  --model FOLDER --precision P --id-field id --json` (click's CliRunner); queries through
   `search.searcher.search` in-process, in its default mode (hybrid, balanced) and plain dense
-  (`mode="dense", balance=False`).
+  (`mode="dense", balance=False`), with an encoder at the same precision. `--precision`
+  (auto/fp32/int8, default auto as in the CLI) applies to the project only: the baseline stays
+  plain fp32. The result records the precision asked for and the one the project ran at; a run
+  at int8 writes its JSON with an `-int8` suffix, so it does not overwrite the fp32 result.
 
 Corpora: `dev` = both sides of every dev pair (~15k short texts); `synthetic` = `--size` passages of
 100-200 tokens, each made of random dev/train sentences of one language (seeded; English and
@@ -58,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from training.data import default_dev_dir, default_train_dir, read_pairs  # noqa: E402
+from xlsearch.config import PRECISIONS  # noqa: E402
 
 K = 10
 
@@ -138,7 +142,7 @@ def child_baseline(work: Path, model: str, warmup: int) -> dict:
     }
 
 
-def child_project(work: Path, model: str, warmup: int, source: str) -> dict:
+def child_project(work: Path, model: str, warmup: int, source: str, precision: str) -> dict:
     # Import what the command imports lazily, so that both sides' times exclude Python imports.
     import faiss  # noqa: F401
     import sentence_transformers  # noqa: F401
@@ -152,7 +156,7 @@ def child_project(work: Path, model: str, warmup: int, source: str) -> dict:
 
     queries = read_jsonl(work / "queries.jsonl")
     db = work / "project-db"
-    args = ["-q", "index", source, "--db", str(db), "--model", model, "--json"]
+    args = ["-q", "index", source, "--db", str(db), "--model", model, "--precision", precision, "--json"]
     if source.endswith(".jsonl"):
         args += ["--id-field", "id"]
     t0 = time.perf_counter()
@@ -166,10 +170,10 @@ def child_project(work: Path, model: str, warmup: int, source: str) -> dict:
         "index_s": round(index_s, 3), "run_index_s": summary["seconds"], "chunks": summary["chunks"],
         "documents": summary["documents"], "skipped": len(summary["skipped"]),
         "peak_rss_mb_index": round(rss_index, 1), "disk_bytes": sum(p.stat().st_size for p in db.rglob("*") if p.is_file()),
-        "queries": {},
+        "precision": summary["precision"], "queries": {},
     }
     with Store.open(db) as store:
-        encoder = Encoder.for_index(model, None)
+        encoder = Encoder.for_index(model, None, precision=precision)
         encoder.QUERY_CACHE_SIZE = 0  # cold queries: each pays for its encoding, as the baseline's do
         for name, options in {"default": {}, "dense": {"mode": "dense", "balance": False}}.items():
             run = lambda q: [h.key or h.path for h in search(store, encoder, q, k=K, **options)]  # noqa: E731
@@ -187,7 +191,7 @@ def torch_info() -> dict:
 
 def run_child(side: str, work: Path, args, source: str = "") -> dict:
     cmd = [sys.executable, __file__, "--child", side, "--work", str(work), "--model", args.model_path,
-           "--warmup", str(args.warmup), "--source", source]
+           "--warmup", str(args.warmup), "--source", source, "--precision", args.precision]
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     result = json.loads((work / f"{side}.json").read_text())
@@ -251,7 +255,8 @@ def recall(base: list[list[str]], proj: list[list[str]]) -> float:
 
 def table(r: dict) -> str:
     b, p = r["baseline"], r["project"]
-    lines = [f"{r['corpus']}: {r['texts']} texts, {r['tokens']} tokens, {r['queries']} queries; model {r['model']}; "
+    lines = [f"{r['corpus']}: {r['texts']} texts, {r['tokens']} tokens, {r['queries']} queries; model {r['model']} "
+             f"(project {r['precision']['project']}, baseline {r['precision']['baseline']}); "
              f"{r['machine']['cpu_count']} CPUs, torch threads {b['torch_threads']}, device {b['device']}",
              f"{'':28}{'baseline':>14}{'project':>14}{'project/base':>14}"]
 
@@ -286,6 +291,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--model", default="base", help="name or folder, as xlsearch --model takes it")
+    ap.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
+                    help="the project's encoder precision, as xlsearch --precision takes it (the baseline stays fp32)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     ap.add_argument("--child", choices=("baseline", "project"), help=argparse.SUPPRESS)
@@ -294,7 +301,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         side = child_baseline(args.work, args.model, args.warmup) if args.child == "baseline" else \
-            child_project(args.work, args.model, args.warmup, args.source)
+            child_project(args.work, args.model, args.warmup, args.source, args.precision)
         (args.work / f"{args.child}.json").write_text(json.dumps(side, ensure_ascii=False))
         return
 
@@ -331,6 +338,7 @@ def main() -> None:
 
     report = {
         "corpus": args.corpus, "texts": len(rows), "tokens": tokens, "queries": args.queries, "model": args.model_path,
+        "precision": {"requested": args.precision, "project": project["precision"], "baseline": "fp32"},
         "recall@10": {mode: recall(base_ranked, q.pop("ranked")) for mode, q in project["queries"].items()},
         "baseline": baseline, "project": project,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
@@ -341,7 +349,8 @@ def main() -> None:
     }
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
-    path = results / f"indexing-{args.corpus}-{len(rows)}.json"
+    suffix = "" if project["precision"] == "fp32" else f"-{project['precision']}"
+    path = results / f"indexing-{args.corpus}-{len(rows)}{suffix}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1))
     print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else table(report) + f"\nwritten: {path}")
 

@@ -203,7 +203,8 @@ def run_eval(
         en_texts += [e for e, _ in pairs]
         zh_texts += [z for _, z in pairs]
     same = {lang: same_language(encoder, texts, lang, transform) for lang, texts in (("en", en_texts), ("zh", zh_texts))}
-    return {"model": encoder.name, "balance": balance, "sets": reports, "same_language": same}
+    precision = getattr(encoder, "precision", "fp32")
+    return {"model": encoder.name, "precision": precision, "balance": balance, "sets": reports, "same_language": same}
 
 
 def format_table(result: dict) -> str:
@@ -213,7 +214,7 @@ def format_table(result: dict) -> str:
         ("bias_top10_en", "bias@10 en-q", 12), ("bias_top10_zh", "zh-q", 6),
         ("bias_top1_en", "bias@1 en-q", 11), ("bias_top1_zh", "zh-q", 6),
     ]
-    lines = [f"model: {result['model']}" + ("; language-balanced scores" if result.get("balance") else ""), f"{'set':<18} {'pairs':>5} " + " ".join(f"{t:>{w}}" for _, t, w in cols)]
+    lines = [f"model: {result['model']} ({result.get('precision', 'fp32')})" + ("; language-balanced scores" if result.get("balance") else ""), f"{'set':<18} {'pairs':>5} " + " ".join(f"{t:>{w}}" for _, t, w in cols)]
     for row in result["sets"]:
         lines.append(f"{row['set']:<18} {row['pairs']:>5} " + " ".join(f"{row[k]:>{w}.3f}" for k, _, w in cols))
     for lang, m in result["same_language"].items():

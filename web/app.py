@@ -64,11 +64,11 @@ class ErrorResponse(BaseModel):
 class Engine:
     """The store and encoder one process serves; SQLite access is serialised by a lock."""
 
-    def __init__(self, db: Path, model: str | None = None, summarizer: str | Path | None = None):
+    def __init__(self, db: Path, model: str | None = None, summarizer: str | Path | None = None, precision: str = "auto"):
         self.store = Store.open(db)
         try:
             self.summarizer = AbstractiveSummarizer(summarizer) if summarizer else None
-            self.encoder = Encoder.for_index(model, self.store.model_identity.path)
+            self.encoder = Encoder.for_index(model, self.store.model_identity.path, precision=precision)
             self.store.check_model(self.encoder.identity)
             self.lock = threading.Lock()
             self.search("warm up", k=1)
@@ -118,7 +118,8 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
 
     @app.get("/healthz")
     def healthz() -> dict:
-        return {"status": "ok", "model": state["engine"].encoder.name}
+        encoder = state["engine"].encoder
+        return {"status": "ok", "model": encoder.name, "precision": encoder.precision}
 
     @app.get("/api/search", response_model=SearchResponse, responses={400: {"model": ErrorResponse}})
     def api_search(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .config import ChunkConfig, IndexConfig, default_db_dir
+from .config import AUTO_PRECISION, PRECISION_ENV, PRECISIONS, ChunkConfig, IndexConfig, default_db_dir
 from .errors import InputError, XlsearchError
 
 log = logging.getLogger("xlsearch")
@@ -25,12 +25,25 @@ _MODEL_HELP = (
 )
 
 
+_PRECISION_HELP = (
+    "Encoder arithmetic: int8 quantises the transformer on CPU (faster, vectors within a little noise of "
+    f"fp32; either searches the same index), fp32 is exact; auto = {AUTO_PRECISION} on CPU, fp32 on GPU."
+)
+
+
 def _db_option(f):
     return click.option("--db", "db", type=click.Path(path_type=Path), default=None, help=_DB_HELP)(f)
 
 
 def _model_option(f):
     return click.option("--model", "model", default=None, metavar="PATH", help=_MODEL_HELP)(f)
+
+
+def _precision_option(f):
+    return click.option(
+        "--precision", type=click.Choice(["auto", *PRECISIONS], case_sensitive=False), default="auto",
+        envvar=PRECISION_ENV, show_envvar=True, show_default=True, help=_PRECISION_HELP,
+    )(f)
 
 
 _OUR_LOGGERS = ("xlsearch", "indexer", "search", "training", "web")
@@ -91,7 +104,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = {"quiet": quiet}
 
 
-def _load_encoder(model: str | None, db: Path | None = None):
+def _load_encoder(model: str | None, db: Path | None = None, precision: str = "auto"):
     """The encoder to use: --model if given, else the one recorded in an existing index."""
     from .encoder import Encoder
     from .store import SQLITE_NAME, Store
@@ -100,13 +113,14 @@ def _load_encoder(model: str | None, db: Path | None = None):
     if model is None and db is not None and (db / SQLITE_NAME).exists():
         with Store.open(db) as store:
             recorded = store.model_identity.path
-    return Encoder.for_index(model, recorded)
+    return Encoder.for_index(model, recorded, precision=precision)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @_db_option
 @_model_option
+@_precision_option
 @click.option("--text-field", default="text", show_default=True, help="Field (JSONL) or column (CSV) holding the text.")
 @click.option("--id-field", default=None, help="Field/column with a unique row id (default: the line number).")
 @click.option("--prune", is_flag=True, help="Remove indexed files under PATHS that no longer exist.")
@@ -119,7 +133,7 @@ def _load_encoder(model: str | None, db: Path | None = None):
               help="Chunks per committed batch: an interrupted run keeps what was committed and resumes after it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every, as_json):
+def index(ctx, paths, db, model, precision, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every, as_json):
     """Index files and folders (.txt .md .html .jsonl .csv, .pdf with the pdf extra).
 
     Re-running is incremental: unchanged files (same content hash) are not embedded again,
@@ -132,20 +146,20 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
 
     db = db or default_db_dir()
     check_paths(paths)  # fail on a missing path before loading a model or touching the index
-    encoder = _load_encoder(model, db)
+    encoder = _load_encoder(model, db, precision)
     config = IndexConfig(
         chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2)),
         index_type=index_type or "flat", batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field, id_field=id_field, prune=prune,
     )
-    with Store.open_for_writing(db, encoder.identity, index_type) as store:
+    with Store.open_for_writing(db, encoder.identity, index_type, precision=encoder.precision) as store:
         summary = run_index(paths, store, encoder, config, progress=not ctx.obj["quiet"] and not as_json)
     if as_json:
-        _emit_json({"db": str(db), **summary.to_dict()})
+        _emit_json({"db": str(db), **summary.to_dict(), "precision": encoder.precision})
         return
     click.echo(
         f"indexed into {db}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
         f"{summary.removed} removed, {len(summary.skipped)} skipped; {summary.chunks} chunks in "
-        f"{summary.seconds:.1f} s ({summary.chunks_per_second:.1f} chunks/s)"
+        f"{summary.seconds:.1f} s ({summary.chunks_per_second:.1f} chunks/s{', int8' if encoder.precision == 'int8' else ''})"
     )
     for path, reason in summary.skipped:
         click.echo(f"  skipped {path}: {reason}")
@@ -155,6 +169,7 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
 @click.argument("query")
 @_db_option
 @_model_option
+@_precision_option
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of documents to return.")
 @click.option("--lang", type=click.Choice(["any", "en", "zh", "other"]), default="any", show_default=True,
               help="Only hits in this language.")
@@ -172,7 +187,7 @@ def index(ctx, paths, db, model, text_field, id_field, prune, index_type, max_to
 @click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Local transformers seq2seq/causal model that rewrites the summary (implies --summary).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(query, db, model, k, lang, balance, mode, path_glob, file_types, after, before, offset, summary, summarizer, as_json):
+def search(query, db, model, precision, k, lang, balance, mode, path_glob, file_types, after, before, offset, summary, summarizer, as_json):
     """Search the index; QUERY may be English or Chinese, hits come in both.
 
     Hits are grouped by document (its best-matching chunk), with score, language, path and a
@@ -187,7 +202,7 @@ def search(query, db, model, k, lang, balance, mode, path_glob, file_types, afte
     db = db or default_db_dir()
     validate_query(query, k, lang)  # an empty query should not cost a model load
     with Store.open(db) as store:
-        encoder = Encoder.for_index(model, store.model_identity.path)
+        encoder = Encoder.for_index(model, store.model_identity.path, precision=precision)
         store.check_model(encoder.identity)
         filters = Filters(path_glob, tuple(file_types), after.timestamp() if after else None, before.timestamp() if before else None)
         hits = run_search(store, encoder, query, k=k, lang=lang, balance=balance, mode=mode, filters=filters, offset=offset)
@@ -230,8 +245,10 @@ def info(db, as_json):
         f"documents  {data['documents']} ({langs})\n"
         f"chunks     {data['chunks']}\n"
         f"model      {data['model']} ({data['model_path']}, dim {data['dim']})\n"
+        f"precision  {(data['precision'] or '-').replace('+', ' and ')}"
+        f"{' (runs at different precisions wrote vectors)' if '+' in (data['precision'] or '') else ''}\n"
         f"vectors    {data['index_type']}, generation {data['generation']}"
-        f"{'' if data['vectors_in_sync'] else ' (out of date: run xlsearch index to repair)'}\n"
+        f"{'' if data['vectors_in_sync'] else ' (an index run is in progress)' if data['indexing'] else ' (out of date: run xlsearch index to repair)'}\n"
         f"size       {data['size_bytes'] / 1e6:.1f} MB\n"
         f"updated    {data['updated_at']}"
     )
@@ -239,8 +256,9 @@ def info(db, as_json):
 
 @cli.command()
 @_model_option
+@_precision_option
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
-def embed(model, batch_size):
+def embed(model, precision, batch_size):
     """Embed JSON lines from stdin: {"text": ..., "kind": "query"|"passage"} → one JSON array per line.
 
     kind is optional (default passage). Output order follows input order. The whole input is
@@ -264,7 +282,7 @@ def embed(model, batch_size):
         items.append((obj["text"], kind))
     if not items:
         return
-    encoder = Encoder.load(model)
+    encoder = Encoder.load(model, precision=precision)
     vectors = [None] * len(items)
     for kind in KINDS:
         idx = [i for i, (_, k) in enumerate(items) if k == kind]
@@ -278,11 +296,12 @@ def embed(model, batch_size):
 @cli.command()
 @_db_option
 @_model_option
+@_precision_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Local transformers model that rewrites summaries (default: extractive only).")
-def serve(db, model, host, port, summarizer):
+def serve(db, model, precision, host, port, summarizer):
     """Serve the search page and JSON API (/api/search, /api/documents/ID, /healthz, /docs).
 
     Read-only; the model is loaded and warmed before the first request.
@@ -292,13 +311,14 @@ def serve(db, model, host, port, summarizer):
     from web.app import Engine, create_app
 
     db = db or default_db_dir()
-    engine = Engine(db, model, summarizer)  # fail here, as one line, rather than inside the server
+    engine = Engine(db, model, summarizer, precision=precision)  # fail here, as one line, rather than inside the server
     log.info("serving %s on http://%s:%d", db, host, port)
     uvicorn.run(create_app(db, engine=engine), host=host, port=port, log_level="warning")
 
 
 @cli.command("eval")
 @_model_option
+@_precision_option
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Folder of english<TAB>chinese dev TSVs (default: $XLSEARCH_DEV_DATA, else ../shared/data/parallel/dev).")
 @click.option("--sets", default=None, help="Comma-separated dev file stems (default: all in --data).")
@@ -307,7 +327,7 @@ def serve(db, model, host, port, summarizer):
               help="Score the language-bias test with per-language calibration, as search --balance does.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
-def eval_command(ctx, model, data, sets, limit, balance, as_json):
+def eval_command(ctx, model, precision, data, sets, limit, balance, as_json):
     """Measure cross-lingual quality on parallel dev data.
 
     \b
@@ -322,7 +342,7 @@ def eval_command(ctx, model, data, sets, limit, balance, as_json):
     from .encoder import Encoder
 
     result = run_eval(
-        Encoder.load(model), data or default_dev_dir(), sets.split(",") if sets else None, limit,
+        Encoder.load(model, precision=precision), data or default_dev_dir(), sets.split(",") if sets else None, limit,
         progress=not ctx.obj["quiet"] and not as_json, balance=balance,
     )
     click.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else format_table(result))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def xlsearch_home() -> Path:
@@ -16,6 +19,33 @@ def default_db_dir() -> Path:
     """The index used when `--db` is not given: `$XLSEARCH_DB`, else one under the home."""
     env = os.environ.get("XLSEARCH_DB")
     return Path(env).expanduser() if env else xlsearch_home() / "index"
+
+
+# -- encoder precision ----------------------------------------------------------------------
+
+PRECISIONS = ("fp32", "int8")  # what an Encoder can run at; "auto" (the CLI default) picks one
+PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
+# What "auto" means on a CPU — the one switch. int8 (dynamic quantisation of the transformer's
+# linear layers) becomes the CPU default only if `xlsearch eval --precision int8` loses at most
+# 1 point of dev bitext/bias against fp32 and benchmarks/indexing.py --precision int8 is really
+# faster. On a GPU auto is always fp32 (int8 here is a CPU kernel; fp16/bf16 is the GPU story).
+AUTO_PRECISION = "fp32"
+
+
+def resolve_precision(requested: str, device_type: str) -> str:
+    """The precision an encoder on `device_type` ("cpu", "cuda", ...) runs at: "fp32" or "int8".
+
+    int8 asked for on anything but a CPU is ignored with a log line.
+    """
+    requested = requested.lower()
+    if requested == "auto":
+        return AUTO_PRECISION if device_type == "cpu" else "fp32"
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, not {requested!r}")
+    if requested == "int8" and device_type != "cpu":
+        log.info("--precision int8 is for CPUs (dynamic quantisation); running fp32 on %s", device_type)
+        return "fp32"
+    return requested
 
 
 @dataclass

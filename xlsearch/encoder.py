@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import resolve_precision
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,15 @@ def _only_our_modules(path: Path) -> bool:
 
 
 class Encoder:
-    """Embeds texts as L2-normalised float32 vectors, in `query` or `passage` mode."""
+    """Embeds texts as L2-normalised float32 vectors, in `query` or `passage` mode.
 
-    def __init__(self, path: Path, device: str | None = None):
+    `precision`: "fp32" (exact), "int8" (the transformer's Linear layers dynamically quantised,
+    CPU only; ignored with a log line on a GPU) or "auto" (`config.AUTO_PRECISION` on a CPU).
+    Either way the model's identity is the same — an index built at one precision is searched
+    at the other — and `self.precision` says which one runs.
+    """
+
+    def __init__(self, path: Path, device: str | None = None, precision: str = "fp32"):
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -132,17 +139,39 @@ class Encoder:
         self._identity: ModelIdentity | None = None
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # LRU of query vectors
         self._queries_lock = threading.Lock()
+        self.precision = resolve_precision(precision, self.model.device.type)
+        if self.precision == "int8":
+            _ = self.identity  # probed in fp32 first: the identity an index records is precision-free
+            self._quantize_transformer()
 
     @classmethod
-    def load(cls, spec: str | os.PathLike | None = None, device: str | None = None) -> Encoder:
-        return cls(resolve_model_path(spec), device=device)
+    def load(cls, spec: str | os.PathLike | None = None, device: str | None = None, precision: str = "fp32") -> Encoder:
+        return cls(resolve_model_path(spec), device=device, precision=precision)
 
     @classmethod
-    def for_index(cls, spec: str | os.PathLike | None, recorded_path: str | None) -> Encoder:
+    def for_index(cls, spec: str | os.PathLike | None, recorded_path: str | None, precision: str = "fp32") -> Encoder:
         """`spec` if given, else the model an index recorded (if that folder still exists)."""
         if spec is None and recorded_path and Path(recorded_path).is_dir():
             spec = recorded_path
-        return cls.load(spec)
+        return cls.load(spec, precision=precision)
+
+    def _quantize_transformer(self) -> None:
+        """int8 weights for every nn.Linear inside the transformer (activations are quantised per
+        batch at run time: torch's dynamic quantisation). Embeddings, LayerNorm, pooling and the
+        modules after it (Normalize, language centering) stay fp32."""
+        import warnings
+
+        import torch
+        from torch.ao.quantization import quantize_dynamic
+
+        transformers = [m for m in self._modules if hasattr(m, "auto_model")]
+        if not transformers:
+            raise ModelError(f"{self.path}: no transformer module to quantise — use --precision fp32")
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
+            for module in transformers:
+                quantize_dynamic(module.auto_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
     def _read_name(self) -> str:
         from .modelfolder import read_marker
@@ -170,8 +199,14 @@ class Encoder:
 
     @property
     def fingerprint(self) -> str:
-        """Short stable id of the model's behaviour (for caches keyed on the model)."""
-        return hashlib.sha256(np.asarray(self.identity.probe, np.float32).tobytes()).hexdigest()[:16]
+        """Short stable id of the model's behaviour (for caches keyed on the model).
+
+        The precision is part of it (int8 vectors are not fp32 vectors), unlike the identity.
+        """
+        digest = hashlib.sha256(np.asarray(self.identity.probe, np.float32).tobytes())
+        if self.precision != "fp32":
+            digest.update(self.precision.encode())
+        return digest.hexdigest()[:16]
 
     # -- tokens -------------------------------------------------------------------------------
 
