@@ -28,7 +28,10 @@ PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that 
 # What "auto" means on a CPU — the one switch. int8 (dynamic quantisation of the transformer's
 # linear layers) becomes the CPU default only if `xlsearch eval --precision int8` loses at most
 # 1 point of dev bitext/bias against fp32 and benchmarks/indexing.py --precision int8 is really
-# faster. On a GPU auto is always fp32 (int8 here is a CPU kernel; fp16/bf16 is the GPU story).
+# faster. Measured 2026-11-30 (2-core CPU, default model): indexing 2.12x the fp32 baseline's
+# throughput against 1.82x at fp32, but up to 3.7 points of bitext lost (libreoffice_ui) and
+# 5 points of same-language MRR@10 (docs/eval/default-int8.json) — so fp32 stays. On a GPU auto
+# is always fp32 (int8 here is a CPU kernel; fp16/bf16 is the GPU story).
 AUTO_PRECISION = "fp32"
 
 
