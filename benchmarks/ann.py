@@ -10,8 +10,8 @@ a text of the collection), embedded by the index's model in query mode (`Encoder
 
 Indexes are built exactly as the project builds them, by `xlsearch.vectors.build_index`:
 flat (IndexFlatIP); IVF (nlist = 4·sqrt(n), trained on up to 256·nlist of the vectors, the
-project's nprobe = max(8, nlist/8); below ~24k vectors the project uses flat instead, and so
-does this script); HNSW (M = 32, efConstruction 80, the project's efSearch 128). For each:
+project's nprobe = max(8, nlist/3); below ~24k vectors the project uses flat instead, and so
+does this script); HNSW (M = 32, efConstruction 80, the project's efSearch 512). For each:
 build time (training + adding), size (`faiss.serialize_index`, which is also about its memory),
 and per search setting (an nprobe sweep for IVF, an efSearch sweep for HNSW): recall@10 (the share
 of exact flat search's top 10 that the index returns, averaged over queries), latency of one

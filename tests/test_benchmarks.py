@@ -75,7 +75,7 @@ def test_http_latency_then_ann(bench_env, tiny_model_dir):
             assert 0.0 <= s["recall@10"] <= 1.0 and s["single"]["n"] == 40
     assert a["indexes"]["flat"]["settings"][0]["recall@10"] == 1.0
     hnsw = a["indexes"]["hnsw"]
-    assert hnsw["M"] == 32 and hnsw["project_default"] == 128 and hnsw["at_project_default"]["efSearch"] == 128
+    assert hnsw["M"] == 32 and hnsw["project_default"] == 512 and hnsw["at_project_default"]["efSearch"] == 512
     projection = a["projection_10M"]
     assert "EXTRAPOLATION" in projection["method"]
     assert {"flat", "hnsw", "sqlite"} <= set(projection["memory"])
