@@ -27,8 +27,8 @@ def build_index(kind: str, ids: np.ndarray, vectors: np.ndarray, dim: int):
     flat: exact, the default (fast enough to ~1M chunks on a CPU). ivf: inverted lists, trained
     on the vectors themselves; nprobe is set for recall close to flat. hnsw: graph, no training.
     Search settings from benchmarks/ann.py on 100k real e5 vectors (which crowd together, so ANN
-    needs to look wider than on random data): IVF nprobe nlist/8 reached recall@10 0.94 and
-    ~nlist/2.5 0.996 at a third of flat's latency; HNSW efSearch 128 reached 0.90, 512 0.977.
+    needs to look wider than on random data): IVF nprobe nlist/8 reached recall@10 0.94, nlist/3
+    0.994 at a third of flat's latency; HNSW efSearch 128 reached 0.90, 512 0.977.
     IVF with too few vectors to train falls back to flat rather than giving poor recall.
     """
     import faiss
