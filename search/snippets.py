@@ -7,6 +7,7 @@ the caller with the encoder, since only it knows meanings).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,15 +32,17 @@ STOPWORDS = frozenset(
 )
 
 
-def highlight_terms(query: str) -> list[str]:
+@functools.lru_cache(maxsize=256)  # one query's ten hits ask ten times (a jieba cut each)
+def highlight_terms(query: str) -> tuple[str, ...]:
     words = [t for t in terms(query) if (len(t) >= 2 and t not in STOPWORDS) or not t.isascii()]
-    return sorted(set(words), key=len, reverse=True)  # longest first, so "软件包" wins over "软件"
+    return tuple(sorted(set(words), key=len, reverse=True))  # longest first, so "软件包" wins over "软件"
 
 
 def candidate_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in split_sentences(text)][:MAX_SENTENCES]
 
 
+@functools.lru_cache(maxsize=4096)  # re's own cache is smaller and slower to consult
 def _pattern(word: str) -> re.Pattern:
     """Latin words match whole words only ("the" not in "other"); Chinese words anywhere."""
     escaped = re.escape(word)
