@@ -20,12 +20,14 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from search.gloss import Gloss, gloss
-from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, search
+from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, SearchRequest, search_batch
 from search.snippets import segments
 from search.summarize import AbstractiveSummarizer, Summary, reader_language, summarize_hits
 from xlsearch.encoder import Encoder
 from xlsearch.errors import XlsearchError
 from xlsearch.store import Store
+
+from .batching import MicroBatcher
 
 HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 10
@@ -62,7 +64,11 @@ class ErrorResponse(BaseModel):
 
 
 class Engine:
-    """The store and encoder one process serves; SQLite access is serialised by a lock."""
+    """The store and encoder one process serves; SQLite access is serialised by a lock.
+
+    Searches that arrive together are answered together (`web.batching`): one model call and
+    one FAISS pass for the batch, each request ranked on its own.
+    """
 
     def __init__(self, db: Path, model: str | None = None, summarizer: str | Path | None = None, precision: str = "auto"):
         self.store = Store.open(db)
@@ -71,14 +77,18 @@ class Engine:
             self.encoder = Encoder.for_index(model, self.store.model_identity.path, precision=precision)
             self.store.check_model(self.encoder.identity)
             self.lock = threading.Lock()
+            self.batcher = MicroBatcher(self._search_batch)
             self.search("warm up", k=1)
         except BaseException:
             self.store.close()  # a refused start leaves the index folder as it found it
             raise
 
     def search(self, query: str, k: int = 10, lang: str = "any", **options) -> list[Hit]:
+        return self.batcher.submit(SearchRequest(query, k, lang, **options))
+
+    def _search_batch(self, requests: list[SearchRequest]) -> list:
         with self.lock:
-            return search(self.store, self.encoder, query, k=k, lang=lang, **options)
+            return search_batch(self.store, self.encoder, requests)
 
     def summarize(self, query: str, hits: list[Hit]) -> Summary:
         with self.lock:

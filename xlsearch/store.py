@@ -24,7 +24,7 @@ import os
 import resource
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -579,8 +579,12 @@ class Store:
         return files[-1] if files else None
 
     def search_vectors(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        scores, ids = vx.search_index(self.vector_index(), query, k)
-        return [(int(i), float(s)) for i, s in zip(ids, scores)]
+        return self.search_vectors_many([query], k)[0]
+
+    def search_vectors_many(self, queries: Sequence[np.ndarray], k: int) -> list[list[tuple[int, float]]]:
+        """Top-k (chunk id, cosine) per query, all in one FAISS call."""
+        found = vx.search_index_many(self.vector_index(), np.stack(queries), k)
+        return [[(int(i), float(s)) for i, s in zip(ids, scores)] for scores, ids in found]
 
     @_damage_is_an_error
     def search_terms(self, match: str, k: int) -> list[tuple[int, float]]:

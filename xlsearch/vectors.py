@@ -141,8 +141,13 @@ def to_cpu(index):
 
 def search_index(index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (scores, ids) for one query vector; ids of -1 (fewer than k vectors) are dropped."""
+    return search_index_many(index, np.asarray(query).reshape(1, -1), k)[0]
+
+
+def search_index_many(index, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Top-k (scores, ids) for each row of `queries`, in one FAISS call (one pass over a flat index)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
     if index.ntotal == 0 or k <= 0:
-        return np.zeros(0, np.float32), np.zeros(0, np.int64)
-    scores, ids = index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), min(k, index.ntotal))
-    keep = ids[0] >= 0
-    return scores[0][keep], ids[0][keep]
+        return [(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in queries]
+    scores, ids = index.search(queries, min(k, index.ntotal))
+    return [(s[keep], i[keep]) for s, i in zip(scores, ids) for keep in [i >= 0]]
