@@ -35,8 +35,9 @@ Method:
 
 The target (issue 6): p50 <= 30 ms and p99 <= 100 ms for the distinct queries at 8 clients.
 In this closed loop the mean latency is clients / throughput (Little's law): with 8 clients, a
-30 ms median needs roughly 270 requests/s from the server (which, while `web.app.Engine` holds a
-lock around each search, means under 4 ms per search).
+30 ms median needs roughly 270 requests/s from the server, under 4 ms of CPU per search. The
+server answers concurrent searches in batches (`web.batching`: one model call and one FAISS pass
+per batch); the sizes of the batches it ran in the distinct pass are reported from its /healthz.
 Writes benchmarks/results/http-latency-<chunks>.json (or `--out`) with the machine, the command
 line and every summary; prints a table, or the JSON with `--json`.
 """
@@ -120,6 +121,21 @@ def stop_server(proc: subprocess.Popen) -> dict:
 
 
 # -- load -----------------------------------------------------------------------------------------------
+
+
+def healthz(port: int) -> dict:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request("GET", "/healthz")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def batch_sizes_since(before: dict, after: dict) -> dict:
+    """How many search batches of each size the server ran between two /healthz reads."""
+    b, a = before.get("search_batches", {}), after.get("search_batches", {})
+    return {size: a[size] - b.get(size, 0) for size in sorted(a, key=int) if a[size] - b.get(size, 0)}
 
 
 def http_pass(port: int, queries: list[str], clients: int, k: int) -> dict:
@@ -264,7 +280,9 @@ def main() -> None:
         startup_s = round(time.perf_counter() - started, 2)
         try:
             http_pass(port, warmup, args.clients, args.k)
+            before = healthz(port)
             distinct = http_pass(port, queries, args.clients, args.k)
+            distinct["server_batch_sizes"] = batch_sizes_since(before, healthz(port))
             http_pass(port, cached, 1, args.k)  # fill the cache with exactly this set
             repeated = http_pass(port, [cached[i % len(cached)] for i in range(args.requests)], args.clients, args.k)
         finally:

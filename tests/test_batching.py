@@ -164,3 +164,5 @@ def test_concurrent_http_searches_are_batched_and_answered_correctly(db):
         assert all(r.status_code == 200 for r in got)
         for q, r in zip(queries, got):
             assert [h["doc_id"] for h in r.json()["hits"]] == [h["doc_id"] for h in expected[q]["hits"]], q
+        batches = {int(size): n for size, n in client.get("/healthz").json()["search_batches"].items()}
+        assert sum(size * n for size, n in batches.items()) == 1 + len(expected) + len(queries)  # the warm-up too

@@ -128,8 +128,10 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
 
     @app.get("/healthz")
     def healthz() -> dict:
-        encoder = state["engine"].encoder
-        return {"status": "ok", "model": encoder.name, "precision": encoder.precision}
+        engine = state["engine"]
+        sizes = engine.batcher.batch_sizes
+        return {"status": "ok", "model": engine.encoder.name, "precision": engine.encoder.precision,
+                "search_batches": {str(size): sizes[size] for size in sorted(sizes)}}
 
     @app.get("/api/search", response_model=SearchResponse, responses={400: {"model": ErrorResponse}})
     def api_search(
