@@ -134,11 +134,12 @@ def search(
 def search_batch(
     store: Store, encoder: Encoder, requests: Sequence[SearchRequest], config: SearchConfig | None = None
 ) -> list[list[Hit] | InputError]:
-    """Several searches answered together, each exactly as `search()` would (a server's
-    concurrent requests): one model call embeds every query, and one FAISS pass fetches every
-    query's candidates — a flat index reads all its vectors per pass, so at 100k chunks one
-    query's pass costs ~20 ms and eight queries' ~33 ms. A request with bad input gets its
-    InputError in its place; the others are answered.
+    """Several searches answered together, each as `search()` would (a server's concurrent
+    requests): one model call embeds every query, and one FAISS pass fetches every query's
+    candidates — a flat index reads all its vectors per pass, so at 100k chunks one query's pass
+    costs ~20 ms and eight queries' ~33 ms. Query vectors embedded in a padded batch differ from
+    single ones only in float rounding (~1e-7). A request with bad input gets its InputError in
+    its place; the others are answered.
     """
     config = config or SearchConfig()
     results: list = []
