@@ -378,7 +378,7 @@ def _full_disk_child(mount: str, docs: str, extra: str, pristine: str, model: st
 
     The clean states are taken here, not handed over from the parent: this process runs one
     thread, and a different thread count may sum a matrix product in another order — scores then
-    differ in the last place, which is no failure of ours (it happened on CI's CPU)."""
+    differ in the last place, which is no failure of ours (the likely cause of one on CI's CPU)."""
     mount = Path(mount)
     reference = mount / "reference"
     r = invoke("index", docs, "--db", reference, "--model", model, *INDEX_ARGS)
