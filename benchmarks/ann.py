@@ -8,7 +8,7 @@ cached `xlsearch index` build, see benchmarks/common.py; built here if missing),
 SQLite. Queries: `--queries` dev sentences (2-64 tokens, half English, half Chinese, seeded, none
 a text of the collection), embedded by the index's model in query mode (`Encoder.encode`).
 
-Indexes are built exactly as the project builds them, by `xlsearch.vectors.build_index`:
+Indexes are built exactly as the project builds them, by `storage.faiss_files.build_index`:
 flat (IndexFlatIP); IVF (nlist = 4·sqrt(n), trained on up to 256·nlist of the vectors, the
 project's nprobe = max(8, nlist/3); below ~24k vectors the project uses flat instead, and so
 does this script); HNSW (M = 32, efConstruction 80, the project's efSearch 512). For each:
@@ -50,8 +50,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.common import (  # noqa: E402
-    RESULTS, add_collection_args, collection_from_args, collection_report, collection_texts_in, dev_queries,
-    latency_summary, load_tokenizer, machine_info, stamp, store_vectors, write_result,
+    RESULTS,
+    add_collection_args,
+    collection_from_args,
+    collection_report,
+    collection_texts_in,
+    dev_queries,
+    latency_summary,
+    load_tokenizer,
+    machine_info,
+    stamp,
+    store_vectors,
+    write_result,
 )
 
 K = 10
@@ -76,7 +86,7 @@ def kind_of(index) -> str:
 
 
 def build(kind: str, ids: np.ndarray, vectors: np.ndarray) -> tuple[object, float]:
-    from xlsearch import vectors as vx
+    from storage import faiss_files as vx
 
     t = time.perf_counter()
     index = vx.build_index(kind, ids, vectors, vectors.shape[1])
@@ -221,7 +231,7 @@ def table(r: dict) -> str:
             lines.append(f"{kind if first else '':<8}{label:<16}{s['recall@10']:>10.4f}{s['single']['p50_ms']:>9.3f}"
                          f"{s['single']['p99_ms']:>9.3f}{s['batch']['per_query_ms']:>12.4f}"
                          f"{res['build_s'] if first else '':>9}{round(res['bytes'] / 2**20, 1) if first else '':>9}")
-    lines.append("* = the project's default setting (xlsearch/vectors.py)")
+    lines.append("* = the project's default setting (storage/faiss_files.py)")
     if r["indexes"]["ivf"]["built_as"] != "ivf":
         lines.append("ivf: too few vectors to train (the project needs 39 per list, nlist = 4*sqrt(n)): it builds flat")
     for kind, res in r["indexes"].items():
@@ -248,7 +258,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     args = ap.parse_args()
 
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     db, summary, model = collection_from_args(args)
     collection = collection_report(db, summary)

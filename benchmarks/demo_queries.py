@@ -18,9 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from search.searcher import search  # noqa: E402
-from xlsearch.encoder import Encoder  # noqa: E402
-from xlsearch.store import Store  # noqa: E402
+from xlsearch import Index  # noqa: E402
 
 
 def rank_of(hits, expected: str) -> int | None:
@@ -38,15 +36,14 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     rows = list(csv.DictReader(args.queries.open(encoding="utf-8"), delimiter="\t"))
-    with Store.open(args.db) as store:
-        encoder = Encoder.for_index(args.model, store.model_identity.path)
-        store.check_model(encoder.identity)
+    with Index(args.db, args.model) as index:
         results = []
         for row in rows:
             other = row["expected_file"].split("/")[0]
-            mixed = rank_of(search(store, encoder, row["query"], k=10), row["expected_file"])
-            filtered = rank_of(search(store, encoder, row["query"], k=10, lang=other), row["expected_file"])
+            mixed = rank_of(index.search(row["query"], k=10), row["expected_file"])
+            filtered = rank_of(index.search(row["query"], k=10, lang=other), row["expected_file"])
             results.append({"query": row["query"], "lang": row["lang"], "mixed_rank": mixed, "filtered_rank": filtered})
+        model_name = index.encoder.name
 
     def summary(key: str) -> dict:
         ranks = [r[key] for r in results]
@@ -56,12 +53,12 @@ def main() -> None:
             "mrr@10": sum(1 / r for r in ranks if r) / len(ranks),
         }
 
-    report = {"model": encoder.name, "queries": len(results), "mixed": summary("mixed_rank"),
+    report = {"model": model_name, "queries": len(results), "mixed": summary("mixed_rank"),
               "filtered": summary("filtered_rank"), "per_query": results}
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
-    print(f"model: {encoder.name}; {len(results)} queries, each answer only in the other language")
+    print(f"model: {model_name}; {len(results)} queries, each answer only in the other language")
     for name in ("mixed", "filtered"):
         s = report[name]
         print(f"{name:<9} hit@1 {s['hit@1']:.3f}  hit@5 {s['hit@5']:.3f}  MRR@10 {s['mrr@10']:.3f}")

@@ -62,8 +62,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.common import (  # noqa: E402
-    RESULTS, add_collection_args, collection_from_args, collection_report, collection_texts_in, dev_queries,
-    latency_summary, load_tokenizer, machine_info, stamp, store_vectors, write_result,
+    RESULTS,
+    add_collection_args,
+    collection_from_args,
+    collection_report,
+    collection_texts_in,
+    dev_queries,
+    latency_summary,
+    load_tokenizer,
+    machine_info,
+    stamp,
+    store_vectors,
+    write_result,
 )
 
 TARGET = {"p50_ms": 30.0, "p99_ms": 100.0}
@@ -81,7 +91,7 @@ def free_port() -> int:
 
 def start_server(db: Path, log_file, timeout: float) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    cmd = [sys.executable, "-m", "xlsearch.cli", "-q", "serve", "--db", str(db), "--host", HOST, "--port", str(port)]
+    cmd = [sys.executable, "-m", "cli", "-q", "serve", "--db", str(db), "--host", HOST, "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -197,15 +207,12 @@ def timed(queries: list[str], run) -> dict:
 
 
 def in_process(db: Path, warmup: list[str], queries: list[str], k: int) -> dict:
-    from search.searcher import search
-    from xlsearch.encoder import Encoder
-    from xlsearch.store import Store
+    from xlsearch import Index
 
-    with Store.open(db) as store:
-        encoder = Encoder.for_index(None, store.model_identity.path)
-        run = lambda q: search(store, encoder, q, k=k)  # noqa: E731
+    with Index(db) as index:
+        run = lambda q: index.search(q, k=k)  # noqa: E731
         timed(warmup, run)
-        return {**timed(queries, run), "precision": getattr(encoder, "precision", "fp32")}
+        return {**timed(queries, run), "precision": index.encoder.precision}
 
 
 def baseline(db: Path, model: Path, warmup: list[str], queries: list[str], k: int) -> dict:
@@ -265,7 +272,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     args = ap.parse_args()
 
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     db, summary, model = collection_from_args(args)
     collection = collection_report(db, summary)

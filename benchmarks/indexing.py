@@ -60,8 +60,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from training.data import default_dev_dir, default_train_dir, read_pairs  # noqa: E402
-from xlsearch.config import PRECISIONS  # noqa: E402
+from core.config import PRECISIONS  # noqa: E402
+from core.pairs import default_dev_dir, default_train_dir, read_pairs  # noqa: E402
 
 K = 10
 
@@ -148,11 +148,8 @@ def child_project(work: Path, model: str, warmup: int, source: str, precision: s
     import sentence_transformers  # noqa: F401
     from click.testing import CliRunner
 
-    import indexer.pipeline  # noqa: F401
-    from search.searcher import search
-    from xlsearch.cli import cli
-    from xlsearch.encoder import Encoder
-    from xlsearch.store import Store
+    from cli import cli
+    from xlsearch import Index
 
     queries = read_jsonl(work / "queries.jsonl")
     db = work / "project-db"
@@ -172,11 +169,10 @@ def child_project(work: Path, model: str, warmup: int, source: str, precision: s
         "peak_rss_mb_index": round(rss_index, 1), "disk_bytes": sum(p.stat().st_size for p in db.rglob("*") if p.is_file()),
         "precision": summary["precision"], "queries": {},
     }
-    with Store.open(db) as store:
-        encoder = Encoder.for_index(model, None, precision=precision)
-        encoder.QUERY_CACHE_SIZE = 0  # cold queries: each pays for its encoding, as the baseline's do
+    with Index(db, model, precision=precision) as index:
+        index.encoder.QUERY_CACHE_SIZE = 0  # cold queries: each pays for its encoding, as the baseline's do
         for name, options in {"default": {}, "dense": {"mode": "dense", "balance": False}}.items():
-            run = lambda q: [h.key or h.path for h in search(store, encoder, q, k=K, **options)]  # noqa: E731
+            run = lambda q: [h.key or h.path for h in index.search(q, k=K, **options)]  # noqa: E731
             ranked, latency = timed_queries([q["text"] for q in queries], warmup, run)
             out["queries"][name] = {"latency": latency, "ranked": ranked}
     out["peak_rss_mb_total"] = round(peak_rss_mb(), 1)
@@ -307,7 +303,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from xlsearch.encoder import resolve_model_path
+    from models.encoder import resolve_model_path
 
     args.model_path = str(resolve_model_path(args.model))
     tokenizer = AutoTokenizer.from_pretrained(args.model_path)

@@ -29,11 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from click.testing import CliRunner  # noqa: E402
 
-from search.searcher import search  # noqa: E402
-from training.data import default_dev_dir, read_pairs  # noqa: E402
-from xlsearch.cli import cli  # noqa: E402
-from xlsearch.encoder import Encoder  # noqa: E402
-from xlsearch.store import Store  # noqa: E402
+from cli import cli  # noqa: E402
+from core.pairs import default_dev_dir, read_pairs  # noqa: E402
+from xlsearch import Index  # noqa: E402
 
 IDENTIFIER = re.compile(r"(?<![\w.-])(?:--?[a-z][\w-]+|\w+(?:[._/]\w+)+|\w*[a-z][A-Z]\w*|\d+(?:\.\d+)+|\w+\(\))(?![\w-])")
 
@@ -88,12 +86,11 @@ def run_set(name: str, pairs: list[tuple[str, str]], model: str | None, workdir:
         "hybrid+balance": {"mode": "hybrid", "balance": True},
     }
     out: dict = {"set": name, "pairs": len(pairs), "tasks": {}}
-    with Store.open(db) as store:
-        encoder = Encoder.for_index(model, store.model_identity.path)
+    with Index(db, model) as index:
         for task, queries in tasks.items():
             out["tasks"][task] = {}
             for variant, options in variants.items():
-                ranks = [rank_of(search(store, encoder, q, k=11, **options), wanted, skip) for q, wanted, skip in queries]
+                ranks = [rank_of(index.search(q, k=11, **options), wanted, skip) for q, wanted, skip in queries]
                 out["tasks"][task][variant] = summarize(ranks)
     return out
 

@@ -1,4 +1,4 @@
-"""Vocabulary pruning: the default encoder against its en/zh-pruned copy (xlsearch/vocab.py).
+"""Vocabulary pruning: the default encoder against its en/zh-pruned copy (models/vocab.py).
 
     python benchmarks/vocab.py [--model default] [--per-file 25] [--loads 3] [--json]
 
@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from benchmarks.common import RESULTS, machine_info, stamp, write_result  # noqa: E402
-from training.data import default_dev_dir, read_pairs  # noqa: E402
-from xlsearch.config import xlsearch_home  # noqa: E402
-from xlsearch.encoder import resolve_model_path  # noqa: E402
-from xlsearch.vocab import allowed_chars, prune_vocabulary, text_is_covered, weights_file  # noqa: E402
+from core.config import xlsearch_home  # noqa: E402
+from core.pairs import default_dev_dir, read_pairs  # noqa: E402
+from models.encoder import resolve_model_path  # noqa: E402
+from models.vocab import allowed_chars, prune_vocabulary, text_is_covered, weights_file  # noqa: E402
 
 # Imports happen before the clock starts (they cost ~8 s on this machine and do not depend on the
 # model). Peak RSS is VmHWM from /proc: getrusage's ru_maxrss survives fork+exec, so a child
@@ -54,7 +54,7 @@ from xlsearch.vocab import allowed_chars, prune_vocabulary, text_is_covered, wei
 _LOAD_SCRIPT = """
 import json, sys, time
 import sentence_transformers, transformers, torch
-from xlsearch.encoder import Encoder
+from models.encoder import Encoder
 def hwm_mb():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
@@ -86,7 +86,7 @@ def load_runs(path: Path, texts: list[str], runs: int) -> dict:
 
 
 def compare(original: Path, pruned: Path, texts: list[str]) -> dict:
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     allowed = allowed_chars()
     covered = np.array([text_is_covered(t, allowed) for t in texts])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.language import detect_language  # noqa: E402
+from core.language import detect_language  # noqa: E402
 from indexer.readers import read_file  # noqa: E402
 
 log = logging.getLogger("build_corpus")

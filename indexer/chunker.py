@@ -11,12 +11,11 @@ the document, for snippets and the document view.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-_SENTENCE_END = re.compile(r"""(?:[。！？；]+|[.!?;]+(?=\s)|\n)[”’」』）)\]"']*""")
+from core.sentences import split_sentences
 
 
 class Tokenizer(Protocol):
@@ -29,24 +28,6 @@ class Span:
     start: int
     end: int
     n_tokens: int
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, whitespace trimmed, empty ones dropped."""
-    spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        spans.append((start, m.end()))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
 
 
 def chunk_text(text: str, tokenizer: Tokenizer, max_tokens: int = 256, overlap_tokens: int = 32) -> list[Span]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 
-from xlsearch.errors import FileSkipped
+from core.errors import FileSkipped
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -55,7 +55,10 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
             try:
                 return data[len(bom):].decode(encoding)
             except UnicodeDecodeError as exc:
-                raise FileSkipped(f"starts with a {encoding.upper()} byte-order mark but is not valid {encoding.upper()} ({exc.reason} at byte {exc.start})") from None
+                raise FileSkipped(
+                    f"starts with a {encoding.upper()} byte-order mark but is not valid {encoding.upper()} "
+                    f"({exc.reason} at byte {exc.start})"
+                ) from None
     utf16 = _utf16_without_bom(data)
     if utf16:
         try:

@@ -18,15 +18,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from xlsearch.config import IndexConfig
-from xlsearch.encoder import Encoder
-from xlsearch.errors import FileSkipped, InputError, NotEnoughMemoryError
-from xlsearch.store import ChunkRecord, DocumentRecord, FileRecord, Store
+from core.config import IndexConfig
+from core.errors import FileSkipped, InputError, NotEnoughMemoryError
+from core.language import detect_language
+from core.terms import fts_text
+from models.encoder import Encoder
+from storage.records import ChunkRecord, DocumentRecord, FileRecord
+from storage.store import Store
 
 from .chunker import chunk_text
-from .language import detect_language
 from .readers import FILE_TYPES, file_type, read_file
-from .terms import fts_text
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def discover(roots: Sequence[Path], summary: IndexSummary) -> list[Path]:
             else:
                 summary.skipped.append((str(root), f"unsupported file type '{root.suffix}' (supported: {', '.join(sorted(FILE_TYPES))})"))
             continue
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: summary.skipped.append((e.filename, f"cannot list folder: {e.strerror}"))):
+        unlistable = lambda e: summary.skipped.append((e.filename, f"cannot list folder: {e.strerror}"))  # noqa: E731
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unlistable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 path = Path(dirpath) / name
@@ -121,7 +123,7 @@ def run_index(
     summary = IndexSummary()
     roots = check_paths(paths)
     files = discover(roots, summary)
-    known = store.file_hashes()
+    known = store.documents.file_hashes()
     pending: list[tuple[FileRecord, bool]] = []  # (record, is_update)
     pending_chunks = 0
     bar = tqdm(total=len(files), unit="file", desc="indexing", disable=not progress, dynamic_ncols=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from xlsearch.errors import FileSkipped
+from core.errors import FileSkipped
+from core.jsonlines import json_objects
 
 from .encoding import decode_bytes
 
@@ -189,15 +189,7 @@ def _row_document(row: dict, where: str, line: int, text_field: str, id_field: s
 
 def _read_jsonl(data: bytes, text_field: str, id_field: str | None) -> list[ParsedDocument]:
     docs = []
-    for n, line in enumerate(decode_bytes(data).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FileSkipped(f"line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise FileSkipped(f"line {n}: expected a JSON object like {{\"{text_field}\": \"...\"}}, found {type(row).__name__}")
+    for n, row in json_objects(decode_bytes(data).splitlines(), "", f'like {{"{text_field}": "..."}}', FileSkipped):
         doc = _row_document(row, "line", n, text_field, id_field)
         if doc:
             docs.append(doc)

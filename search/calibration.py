@@ -11,11 +11,14 @@ products per query.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
 MIN_SAMPLE = 16  # below this a language's background is too noisy; it shares the pooled one
+SAMPLE_PER_LANGUAGE = 512  # chunks per language (a fixed pseudo-random pick) standing for its background
 
 
 class LanguageCalibration:
@@ -52,3 +55,25 @@ def sample_by_language(vectors: np.ndarray, langs: Sequence[str], per_language: 
         idx = np.flatnonzero(langs == lang)
         out[str(lang)] = vectors[rng.permutation(idx)[:per_language]]
     return out
+
+
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # store -> (generation, calibration)
+_cache_lock = threading.Lock()
+
+
+def language_calibration(store) -> LanguageCalibration:
+    """The calibration for an opened index's current generation, sampled once per generation.
+
+    Asks the document store for a fixed sample of each language's vectors (storage knows how to
+    pick them cheaply; the size and the statistics are this module's business).
+    """
+    documents = store.documents
+    generation = documents.generation
+    with _cache_lock:
+        cached = _cache.get(documents)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    calibration = LanguageCalibration(documents.vector_sample(SAMPLE_PER_LANGUAGE))
+    with _cache_lock:
+        _cache[documents] = (generation, calibration)
+    return calibration

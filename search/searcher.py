@@ -17,18 +17,16 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from indexer.terms import exact_terms, fts_query, terms
-from xlsearch.config import SearchConfig
-from xlsearch.encoder import Encoder
-from xlsearch.errors import InputError
-from xlsearch.store import Store
+from core.choices import LANG_FILTERS, MAX_K, MAX_QUERY_CHARS, MODES
+from core.config import SearchConfig
+from core.errors import InputError
+from core.terms import exact_terms, fts_query, terms
+from models.encoder import Encoder
+from storage.store import Store
 
+from .calibration import language_calibration
 from .snippets import candidate_sentences, highlight_terms, make_snippet, term_hits
 
-MAX_QUERY_CHARS = 2000
-MAX_K = 1000
-LANG_FILTERS = ("any", "en", "zh", "other")
-MODES = ("dense", "lexical", "hybrid")
 BALANCE_FETCH = 200  # candidates scored per query when balancing, so both languages are present
 
 
@@ -154,9 +152,9 @@ def search_batch(
     # One SQLite snapshot for every read below: while an index run commits batches, the vectors,
     # term matches and rows all come from the same committed generation.
     with store.snapshot():
-        total = store.vector_index().ntotal
+        total = store.vectors.count()
         first = max((_first_fetch(results[i], total) for i in dense), default=0)
-        candidates = dict(zip(dense, store.search_vectors_many([qvecs[i] for i in dense], first))) if dense else {}
+        candidates = dict(zip(dense, store.vectors.search(np.stack([qvecs[i] for i in dense]), first))) if dense else {}
         ranked = {i: _rank(store, results[i], qvecs.get(i), candidates.get(i, []), total, config) for i in valid}
     for i in valid:
         results[i] = _hits(encoder, results[i], qvecs.get(i), *ranked[i])
@@ -189,9 +187,9 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
         elif fetch <= len(candidates) or len(candidates) == total:
             dense = candidates[:fetch]
         else:
-            dense = store.search_vectors(qvec, fetch)
-        lexical = store.search_terms(match, fetch) if match else []
-        rows = store.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
+            dense = store.vectors.search(qvec[None, :], fetch)[0]
+        lexical = store.documents.search_terms(match, fetch) if match else []
+        rows = store.documents.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
         # a row is missing when a chunk in an older FAISS file has since been deleted: skip it
         keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"]) and filters.allows(rows[cid])  # noqa: E731
         dense = [(cid, sim) for cid, sim in dense if keep(cid)]
@@ -253,7 +251,7 @@ def _sentence_scores(encoder: Encoder, query: str, qvec, texts: list[str]) -> di
 def _dense_scores(store: Store, qvec, dense: list[tuple[int, float]], rows: dict, balance: bool) -> dict[int, float]:
     if not balance or not dense:
         return dict(dense)
-    calibrated = store.language_calibration()(qvec, [sim for _, sim in dense], [rows[cid]["lang"] for cid, _ in dense])
+    calibrated = language_calibration(store)(qvec, [sim for _, sim in dense], [rows[cid]["lang"] for cid, _ in dense])
     return {cid: float(z) for (cid, _), z in zip(dense, calibrated)}
 
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from indexer.chunker import split_sentences
-from indexer.terms import terms
+from core.sentences import split_sentences
+from core.terms import terms
 
 SNIPPET_CHARS = 280
 MAX_SENTENCES = 8  # candidate sentences per hit for the semantic pick

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.language import detect_language
-from xlsearch.encoder import Encoder
-from xlsearch.errors import ModelError
+from core.errors import ModelError
+from core.language import detect_language
+from models.encoder import Encoder
 
 from .snippets import candidate_sentences
 
@@ -166,7 +166,7 @@ class AbstractiveSummarizer:
 def summarize_hits(store, encoder: Encoder, query: str, hits: list, config: SummaryConfig | None = None,
                    abstractive: AbstractiveSummarizer | None = None) -> Summary:
     """Summary of `hits` (from `search`), reading their chunk texts from the store."""
-    rows = store.chunk_rows([h.chunk_id for h in hits])
+    rows = store.documents.chunk_rows([h.chunk_id for h in hits])
     kept = [h for h in hits if h.chunk_id in rows]
     summary = extractive_summary(encoder, query, kept, [rows[h.chunk_id]["text"] for h in kept], config)
     return abstractive(query, summary) if abstractive else summary

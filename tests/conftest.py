@@ -20,7 +20,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir):
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     return Encoder(tiny_model_dir)
 
@@ -31,7 +31,7 @@ def real_model_dir(tmp_path_factory) -> Path:
 
     Into $XLSEARCH_HOME when the test script sets it (so reruns reuse it), else a temporary one.
     """
-    from xlsearch import convert
+    from models import convert
 
     if not os.environ.get("XLSEARCH_HOME"):
         os.environ["XLSEARCH_HOME"] = str(tmp_path_factory.mktemp("xlsearch-home"))
@@ -41,13 +41,13 @@ def real_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def default_model_dir(real_model_dir) -> Path:
     """The default encoder: the base with the shipped trained layers and their language centering."""
-    from xlsearch import convert
+    from models import convert
 
     return convert.ensure_default_model()
 
 
 @pytest.fixture(scope="session")
 def real_encoder(real_model_dir):
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     return Encoder(real_model_dir)

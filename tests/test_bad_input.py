@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from safetensors.torch import load_file, save_file
 
+from cli import cli
 from web.app import create_app
-from xlsearch.cli import cli
 
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 FOX_ZH = "快速的棕色狐狸跳过了懒狗。"
@@ -117,7 +117,8 @@ SKIPPED = [
     ("jsonl-not-an-object", "list.jsonl", b'["just", "a", "list"]\n', 'line 1: expected a JSON object like {"text": "..."}, found list'),
     ("jsonl-missing-text-field", "body.jsonl", b'{"id": 1, "body": "hello"}\n', "line 1: no field 'text' (fields: id, body) — pass --text-field NAME"),
     ("jsonl-text-not-a-string", "num.jsonl", b'{"text": 42}\n', "line 1: field 'text' is int, not text"),
-    ("csv-unclosed-quote", "quote.csv", b'id,text\n1,fine\n2,"never closed\n3,more\n', "line 3: malformed CSV (unexpected end of data) — check the quotes on that line"),
+    ("csv-unclosed-quote", "quote.csv", b'id,text\n1,fine\n2,"never closed\n3,more\n',
+     "line 3: malformed CSV (unexpected end of data) — check the quotes on that line"),
     ("csv-wrong-field-count", "cols.csv", b"id,text\n1,ok\n2,a,b,c\n", "line 3: expected 2 fields, found 4"),
     ("csv-missing-text-column", "body.csv", b"id,body\n1,hello\n", "line 1: no column 'text' (columns: id, body) — pass --text-field NAME"),
 ]

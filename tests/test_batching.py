@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from click.testing import CliRunner
 
+from cli import cli
+from core.errors import InputError
 from search.searcher import Filters, SearchRequest, search, search_batch
+from storage.store import Store
 from web.batching import MicroBatcher
-from xlsearch.cli import cli
-from xlsearch.errors import InputError
-from xlsearch.store import Store
 
 _EN = "the quick brown fox jumps over the lazy dog search engines rank documents by relevance version 2.4".split()
 _ZH = list("快速的棕色狐狸跳过了懒狗搜索引擎按照与查询的相关性对文档进行排序")

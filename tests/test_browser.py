@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from xlsearch.cli import cli
+from cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "demo" / "corpus"

@@ -1,11 +1,10 @@
 """Language centering as a model module: maths, language/mode detection, save/load."""
 
 import numpy as np
-import pytest
 import torch
 
-from xlsearch.centering import LanguageCentering, language_means, write_centered_model
-from xlsearch.encoder import Encoder
+from models.centering import LanguageCentering, language_means, write_centered_model
+from models.encoder import Encoder
 
 
 def test_module_subtracts_the_mean_of_the_detected_language_and_mode(tiny_encoder):
@@ -41,3 +40,22 @@ def test_centered_model_loads_with_sentence_transformers(tiny_model_dir, tiny_en
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     assert np.allclose(ours, expected, atol=1e-5)
     assert centered.identity.same_model(tiny_encoder.identity) is False
+
+
+def test_a_folder_written_before_the_layered_layout_still_loads(tiny_model_dir, tiny_encoder, tmp_path):
+    """Folders converted or trained by earlier versions name `xlsearch.centering.LanguageCentering`."""
+    import json
+    import shutil
+
+    means = language_means(tiny_encoder, ["the quick brown fox", "the lazy dog"], ["快速的棕色狐狸", "懒狗"])
+    module = LanguageCentering.from_means(tiny_encoder.tokenizer, means, tiny_encoder.prompts)
+    dest = write_centered_model(tiny_model_dir, tmp_path / "centered", module)
+    modules = json.loads((dest / "modules.json").read_text())
+    assert [m["type"] for m in modules if "LanguageCentering" in m["type"]] == ["models.centering.LanguageCentering"]
+    legacy = tmp_path / "legacy"
+    shutil.copytree(dest, legacy)
+    for m in modules:
+        m["type"] = m["type"].replace("models.centering.", "xlsearch.centering.")
+    (legacy / "modules.json").write_text(json.dumps(modules))
+    texts = ["快速的棕色狐狸", "the lazy dog"]
+    assert np.allclose(Encoder(legacy).encode(texts), Encoder(dest).encode(texts), atol=1e-6)

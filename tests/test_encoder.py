@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from xlsearch.encoder import Encoder
+from models.encoder import Encoder
 
 
 def test_query_vectors_come_from_a_bounded_lru_cache(tiny_model_dir, monkeypatch):

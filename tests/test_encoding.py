@@ -2,8 +2,8 @@ import codecs
 
 import pytest
 
+from core.errors import FileSkipped
 from indexer.encoding import decode_bytes
-from xlsearch.errors import FileSkipped
 
 ZH_SIMPLIFIED = "搜索引擎按照与查询的相关性对文档进行排序。安装软件包，然后索引文件夹。"
 ZH_TRADITIONAL = "圖層和遮罩是影像編輯的基本工具，請先選擇一個圖層。"

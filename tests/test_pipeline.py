@@ -2,10 +2,10 @@
 
 import pytest
 
+from core.config import ChunkConfig, IndexConfig
+from core.errors import InputError
 from indexer.pipeline import run_index
-from xlsearch.config import ChunkConfig, IndexConfig
-from xlsearch.errors import InputError
-from xlsearch.store import Store
+from storage.store import Store
 
 
 class CountingEncoder:
@@ -57,7 +57,7 @@ def test_incremental_reindex(corpus, tmp_path, tiny_encoder):
     changed = index([corpus], db, enc)
     assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 2)
     with Store.open(db) as store:
-        texts = [r[0] for r in store.db.execute("select text from documents")]
+        texts = [r[0] for r in store.documents.db.execute("select text from documents")]
         assert "搜索引擎按照与查询的相关性对文档进行排序。" in texts and "快速的棕色狐狸跳过了懒狗。" not in texts
 
     (corpus / "a.md").unlink()
@@ -71,7 +71,7 @@ def test_incremental_reindex(corpus, tmp_path, tiny_encoder):
     assert pruned.removed == 1
     with Store.open(db) as store:
         info = store.info()
-        assert info["files"] == 2 and store.vector_index().ntotal == info["chunks"]
+        assert info["files"] == 2 and store.vectors.index().ntotal == info["chunks"]
 
 
 def test_bad_files_are_skipped_with_reasons_and_good_ones_indexed(tmp_path, tiny_encoder):

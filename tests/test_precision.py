@@ -24,11 +24,11 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
+from cli import cli
+from core import config
+from core.config import resolve_precision
+from models.encoder import Encoder
 from tests.tiny_model import _CORPUS
-from xlsearch import config
-from xlsearch.cli import cli
-from xlsearch.config import resolve_precision
-from xlsearch.encoder import Encoder
 
 MIN_COSINE = 0.99
 TEXTS = [
@@ -132,7 +132,7 @@ def test_eval_vectors_are_cached_per_precision(fp32, int8, tmp_path, monkeypatch
 
 
 def test_query_cache_and_centering_work_at_int8(heavy_model_dir, fp32, int8, tmp_path):
-    from xlsearch.centering import LanguageCentering, language_means, write_centered_model
+    from models.centering import LanguageCentering, language_means, write_centered_model
 
     vec = int8.encode_query("quick fox")
     assert int8.encode_query("quick fox") is vec and np.allclose(vec, int8.encode(["quick fox"], "query")[0])
@@ -232,8 +232,8 @@ def test_eval_and_the_web_engine_report_their_precision(heavy_model_dir, tmp_pat
     db = tmp_path / "idx"
     (tmp_path / "a.md").write_text("the quick brown fox", encoding="utf-8")
     assert run("index", tmp_path / "a.md", "--db", db, "--model", heavy_model_dir).exit_code == 0
-    engine = Engine(db, precision="int8")
+    engine = Engine.open(db, precision="int8")
     try:
-        assert engine.encoder.precision == "int8" and engine.search("fox", k=1)
+        assert engine.index.encoder.precision == "int8" and engine.search("fox", k=1)
     finally:
-        engine.store.close()
+        engine.index.close()

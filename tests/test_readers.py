@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import FileSkipped
 from indexer.readers import read_file
-from xlsearch.errors import FileSkipped
 
 
 def read(name: str, data: bytes | str, **kw):

@@ -12,7 +12,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from xlsearch.cli import cli
+from cli import cli
 
 ZH_ONLY = {
     "crop.md": "# 裁剪图像\n\n使用裁剪工具可以去掉图像边缘不需要的部分。先在图像上拖出一个矩形，然后按回车键确认裁剪。",

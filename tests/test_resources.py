@@ -33,8 +33,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from xlsearch import vectors as vx
-from xlsearch.cli import cli
+from cli import cli
+from storage import faiss_files as vx
 
 REPO = Path(__file__).resolve().parent.parent
 KiB = 1024
@@ -314,7 +314,7 @@ def test_a_running_server_answers_while_no_file_may_grow(db, tiny_model_dir):
 
 def test_out_of_memory_while_embedding_is_one_line_suggesting_a_smaller_batch(db, extra, monkeypatch):
     """PyTorch's failed allocation and MemoryError alike; any other RuntimeError is a bug and stays one."""
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     encode = Encoder.encode
 

@@ -6,9 +6,10 @@ import faiss
 import numpy as np
 import pytest
 
-from xlsearch.encoder import ModelIdentity
-from xlsearch.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, InputError
-from xlsearch.store import ChunkRecord, DocumentRecord, FileRecord, Store
+from core.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, InputError
+from models.identity import ModelIdentity
+from storage.records import ChunkRecord, DocumentRecord, FileRecord
+from storage.store import Store
 
 DIM = 8
 
@@ -38,11 +39,11 @@ def test_write_search_and_generation(db):
     with Store.open_for_writing(db, identity()) as store:
         store.write_files([record("/a", 1), record("/b", 2, lang="zh")])
         store.sync_vectors()
-        assert store.generation == 1
+        assert store.documents.generation == 1
     assert sorted(p.name for p in db.glob("vectors-*")) == ["vectors-00000001.faiss"]
     with Store.open(db) as store:
-        hits = store.search_vectors(unit(200), 4)  # /b's first chunk vector
-        rows = store.chunk_rows([cid for cid, _ in hits])
+        hits = store.vectors.search(unit(200)[None, :], 4)[0]  # /b's first chunk vector
+        rows = store.documents.chunk_rows([cid for cid, _ in hits])
         best = rows[hits[0][0]]
         assert best["path"] == "/b" and best["lang"] == "zh" and hits[0][1] == pytest.approx(1.0, abs=1e-5)
         info = store.info()
@@ -56,10 +57,10 @@ def test_replacing_a_file_replaces_its_chunks(db):
         store.write_files([record("/a", 5, n_chunks=1)])
         store.sync_vectors()
         assert store.info()["chunks"] == 1
-        assert store.vector_index().ntotal == 1
+        assert store.vectors.index().ntotal == 1
         store.write_files([], removed_paths=["/a"])
         store.sync_vectors()
-        assert store.info()["files"] == 0 and store.vector_index().ntotal == 0
+        assert store.info()["files"] == 0 and store.vectors.index().ntotal == 0
 
 
 def test_stale_or_missing_vectors_are_rebuilt_from_sqlite(db, caplog):
@@ -69,11 +70,11 @@ def test_stale_or_missing_vectors_are_rebuilt_from_sqlite(db, caplog):
         store.write_files([record("/b", 2)])  # committed, but the run "dies" before sync_vectors
     assert not (db / "vectors-00000002.faiss").exists()
     with Store.open(db) as store:
-        assert store.vector_index().ntotal == 4  # rebuilt in memory, with a warning
+        assert store.vectors.index().ntotal == 4  # rebuilt in memory, with a warning
         assert "out of date" in caplog.text
         assert not store.info()["vectors_in_sync"]
     with Store.open_for_writing(db, identity()) as store:
-        assert store.vector_index().ntotal == 4  # a writer repairs on disk
+        assert store.vectors.index().ntotal == 4  # a writer repairs on disk
     assert sorted(p.name for p in db.glob("vectors-*")) == ["vectors-00000002.faiss"]
 
 
@@ -83,7 +84,7 @@ def test_damaged_faiss_file_is_rebuilt(db):
         store.sync_vectors()
     (db / "vectors-00000001.faiss").write_bytes(b"garbage")
     with Store.open(db) as store:
-        assert store.vector_index().ntotal == 2
+        assert store.vectors.index().ntotal == 2
 
 
 def test_damaged_sqlite_is_a_clear_error(db):
@@ -141,9 +142,9 @@ def test_index_types_agree_with_exact_search(db, kind):
     with Store.open_for_writing(db, identity(), kind) as store:
         store.write_files(files)
         store.sync_vectors()
-        assert store.meta("index_type") == kind
-        top = [cid for cid, _ in store.search_vectors(vecs[7], 5)]
-        rows = store.chunk_rows(top)
+        assert store.documents.meta("index_type") == kind
+        top = [cid for cid, _ in store.vectors.search(vecs[7][None, :], 5)[0]]
+        rows = store.documents.chunk_rows(top)
         assert rows[top[0]]["path"] == "/f7"
 
 
@@ -151,20 +152,20 @@ def test_flat_vectors_are_updated_by_diff_not_rebuilt(db, monkeypatch):
     with Store.open_for_writing(db, identity()) as store:
         store.write_files([record("/a", 1), record("/b", 2)])
         store.sync_vectors()
-        monkeypatch.setattr(store, "_build_from_sqlite", lambda: pytest.fail("full rebuild"))
+        monkeypatch.setattr(store.vectors, "_build_from_sqlite", lambda: pytest.fail("full rebuild"))
         store.write_files([record("/b", 3, n_chunks=3)], removed_paths=["/a"])
         store.sync_vectors()
-        index = store.vector_index()
-        ids = sorted(r[0] for r in store.db.execute("select id from chunks"))
+        index = store.vectors.index()
+        ids = sorted(r[0] for r in store.documents.db.execute("select id from chunks"))
         assert sorted(faiss.vector_to_array(index.id_map)) == ids and index.ntotal == 3
-        top = store.search_vectors(unit(301), 1)
-        assert store.chunk_rows([top[0][0]])[top[0][0]]["path"] == "/b" and top[0][1] == pytest.approx(1.0, abs=1e-5)
+        top = store.vectors.search(unit(301)[None, :], 1)[0]
+        assert store.documents.chunk_rows([top[0][0]])[top[0][0]]["path"] == "/b" and top[0][1] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_chunk_ids_are_never_reused(db):
     with Store.open_for_writing(db, identity()) as store:
         store.write_files([record("/a", 1)])
-        first = max(r[0] for r in store.db.execute("select id from chunks"))
+        first = max(r[0] for r in store.documents.db.execute("select id from chunks"))
         store.write_files([], removed_paths=["/a"])
         store.write_files([record("/a", 1)])
-        assert min(r[0] for r in store.db.execute("select id from chunks")) > first
+        assert min(r[0] for r in store.documents.db.execute("select id from chunks")) > first

@@ -89,7 +89,7 @@ def test_abstractive_plumbing_keeps_every_citation(tiny_seq2seq):
 
 
 def test_abstractive_rejects_a_non_model_folder(tmp_path):
-    from xlsearch.errors import ModelError
+    from core.errors import ModelError
 
     with pytest.raises(ModelError, match="not a transformers model folder"):
         AbstractiveSummarizer(tmp_path)

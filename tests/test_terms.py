@@ -1,4 +1,4 @@
-from indexer.terms import fts_query, terms
+from core.terms import fts_query, terms
 
 
 def test_terms_segment_chinese_and_lowercase_latin():
@@ -12,7 +12,7 @@ def test_fts_query_quotes_every_term_and_drops_syntax():
 
 
 def test_exact_terms_are_the_language_neutral_ones():
-    from indexer.terms import exact_terms
+    from core.terms import exact_terms
 
     assert exact_terms("how do I call os.path.join in Python 3.13") == ["os.path.join", "3.13"]
     assert exact_terms("McPartlin scored for LiverpoolFC and the NHS") == ["mcpartlin", "liverpoolfc", "nhs"]

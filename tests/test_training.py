@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+from cli import cli
+from core.errors import InputError
+from core.pairs import read_any_pairs
 from training.config import TrainConfig, load_config
-from training.data import batch_plan, read_any_pairs, read_monolingual, sample_pairs, training_pairs
+from training.data import batch_plan, read_monolingual, sample_pairs, training_pairs
 from training.objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, pair_targets, tlm_inputs
-from xlsearch.cli import cli
-from xlsearch.errors import InputError
 
 # --- objectives ----------------------------------------------------------------------------------
 
@@ -241,7 +242,7 @@ def test_pair_readers_and_sampling(tmp_path):
 
 @pytest.mark.parametrize(
     "line, message",
-    [('{"en": "x"}', 'line 1: expected an object with non-empty "en" and "zh"'), ("{oops", "line 1: not valid JSON")],
+    [('{"en": "x"}', 'line 1: expected an object with non-empty "en" and "zh"'), ("{oops", "line 1: invalid JSON")],
 )
 def test_bad_jsonl_pairs_name_the_line(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
@@ -308,7 +309,8 @@ def parallel(tmp_path):
 def _settings(parallel, tiny_model_dir, out, **extra) -> list[str]:
     values = {
         "out_dir": out, "model.base": tiny_model_dir, "data.train_dir": parallel / "train", "data.dev_dir": parallel / "dev",
-        "data.dev_pairs": 24, "data.max_tokens": 24, "optim.batch_size": 8, "optim.epochs": 2, "optim.max_steps": 20, "optim.lr": 1e-2, "model.freeze_word_embeddings": False,
+        "data.dev_pairs": 24, "data.max_tokens": 24, "optim.batch_size": 8, "optim.epochs": 2, "optim.max_steps": 20, "optim.lr": 1e-2,
+        "model.freeze_word_embeddings": False,
         "optim.warmup_steps": 2, "objectives.contrastive": 1.0, "contrastive.mini_batch": 4, "log_every": 1,
         "eval_every": 10, "checkpoint_every": 5, "threads": 1, **extra,
     }
@@ -352,9 +354,9 @@ def test_twenty_steps_lower_the_loss_and_a_resumed_run_equals_one_run(parallel, 
 
 
 def test_a_trained_folder_is_a_working_model_and_its_patch_rebuilds_it(parallel, tiny_model_dir, tmp_path):
-    from xlsearch.modelfolder import apply_patch
+    from models.encoder import Encoder
+    from models.modelfolder import apply_patch
     from training.train import train
-    from xlsearch.encoder import Encoder
 
     out = tmp_path / "run"
     train(load_config(None, _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 3})), progress=False)
@@ -393,7 +395,8 @@ def test_mlm_and_tlm_steps_run(parallel, tiny_model_dir, tmp_path):
 
 def test_train_command(parallel, tiny_model_dir, tmp_path):
     out = tmp_path / "cli"
-    args = ["-q", "train", "--json", "--stop-at-step", "2"] + [a for s in _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 4}) for a in ("--set", s)]
+    settings = _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 4})
+    args = ["-q", "train", "--json", "--stop-at-step", "2"] + [a for s in settings for a in ("--set", s)]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["steps"] == 2
@@ -408,7 +411,7 @@ def test_train_command(parallel, tiny_model_dir, tmp_path):
 
 
 def _result(value: float, same: float) -> dict:
-    row = {"set": "news", "pairs": 10, **{k: value for k in ("bitext_en_zh", "bitext_zh_en", "bias_top10_en", "bias_top10_zh")}}
+    row = {"set": "news", "pairs": 10, **dict.fromkeys(("bitext_en_zh", "bitext_zh_en", "bias_top10_en", "bias_top10_zh"), value)}
     return {"model": "m", "sets": [row], "same_language": {"en": {"items": 30, "r1": same, "mrr10": same}, "zh": None}}
 
 
@@ -453,9 +456,9 @@ def test_lora_starts_at_the_base_and_merges_exactly():
 
 
 def test_a_lora_run_ships_only_adapters_that_rebuild_the_model(parallel, tiny_model_dir, tmp_path):
+    from models.encoder import Encoder
+    from models.modelfolder import apply_patch
     from training.train import train
-    from xlsearch.encoder import Encoder
-    from xlsearch.modelfolder import apply_patch
 
     out = tmp_path / "lora"
     settings = _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 4, "model.lora_rank": 4, "optim.lr": 5e-2})

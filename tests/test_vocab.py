@@ -1,4 +1,4 @@
-"""Vocabulary pruning (xlsearch/vocab.py, `xlsearch model prune-vocab`).
+"""Vocabulary pruning (models/vocab.py, `xlsearch model prune-vocab`).
 
 The claim under test: a pruned model gives the same tokens (renumbered) and the same vectors as
 the original on text made of English/Chinese characters, from a smaller vocabulary, and still
@@ -20,8 +20,8 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from xlsearch.cli import cli
-from xlsearch.vocab import allowed_chars, prune_vocabulary, text_is_covered
+from cli import cli
+from models.vocab import allowed_chars, prune_vocabulary, text_is_covered
 
 FOREIGN = [
     "Привет, как дела? Быстрая коричневая лиса",
@@ -46,10 +46,10 @@ EN_ZH = [
 @pytest.fixture(scope="module")
 def multi_model_dir(tmp_path_factory) -> Path:
     """Tiny model: vocabulary over en/zh + other scripts, Split pre-tokeniser, centering."""
+    from models.centering import KINDS, LANGS, LanguageCentering, write_centered_model
+    from models.encoder import Encoder
+    from models.vocab import _char_class
     from tests import tiny_model
-    from xlsearch.centering import KINDS, LANGS, LanguageCentering, write_centered_model
-    from xlsearch.encoder import Encoder
-    from xlsearch.vocab import _char_class
 
     root = tmp_path_factory.mktemp("multi")
     with mock.patch.object(tiny_model, "_CORPUS", tiny_model._CORPUS + FOREIGN):
@@ -100,7 +100,7 @@ def test_vocabulary_is_smaller_and_consistent(multi_model_dir, pruned_dir):
 def test_same_tokens_and_vectors_on_en_zh_text(multi_model_dir, pruned_dir):
     from sentence_transformers import SentenceTransformer
 
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     old, new = Encoder(multi_model_dir), Encoder(pruned_dir)
     assert all(text_is_covered(t, allowed_chars()) for t in EN_ZH)
@@ -125,7 +125,7 @@ def test_same_tokens_and_vectors_on_en_zh_text(multi_model_dir, pruned_dir):
 
 
 def test_other_scripts_still_encode(multi_model_dir, pruned_dir):
-    from xlsearch.encoder import Encoder
+    from models.encoder import Encoder
 
     new = Encoder(pruned_dir)
     vectors = new.encode(FOREIGN + ["naïve 😀 mixed Привет 中文"], "passage")
@@ -174,7 +174,7 @@ def test_cli_prune_vocab_errors(case, multi_model_dir, tmp_path):
 def test_refuses_a_non_unigram_tokenizer(tmp_path, multi_model_dir):
     import shutil
 
-    from xlsearch.errors import ModelError
+    from core.errors import ModelError
 
     copy = tmp_path / "bpe"
     shutil.copytree(multi_model_dir, copy)
@@ -189,8 +189,8 @@ def test_refuses_a_non_unigram_tokenizer(tmp_path, multi_model_dir):
 @pytest.mark.slow
 def test_default_model_pruned_matches_on_dev_data(default_model_dir, tmp_path):
     """The real default encoder: identical ids and vectors on dev sentences of allowed chars."""
-    from training.data import default_dev_dir, read_pairs
-    from xlsearch.encoder import Encoder
+    from core.pairs import default_dev_dir, read_pairs
+    from models.encoder import Encoder
 
     dev = default_dev_dir()
     if not dev.is_dir():

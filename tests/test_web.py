@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from cli import cli
 from web.app import create_app
-from xlsearch.cli import cli
 
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from xlsearch.encoder import resolve_model_path
-from xlsearch.modelfolder import apply_patch, read_marker, save_patch, weights_dir
+from models.encoder import resolve_model_path
+from models.modelfolder import apply_patch, read_marker, save_patch, weights_dir
 
 
 def blend(trained: Path, alpha: float, out: Path) -> Path:
@@ -34,7 +34,8 @@ def blend(trained: Path, alpha: float, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "blend": {"alpha": alpha, "of": str(trained), "with": str(base)}}
     save_patch(blended, out / "blended.safetensors", meta)
-    folder = apply_patch(base, out / "blended.safetensors", out / "model", {"name": f"{meta.get('name', trained.name)} (blend α={alpha})", "blend": meta["blend"]})
+    name = f"{meta.get('name', trained.name)} (blend α={alpha})"
+    folder = apply_patch(base, out / "blended.safetensors", out / "model", {"name": name, "blend": meta["blend"]})
     (out / "blended.safetensors").rename(folder / "trained.safetensors")
     return folder
 

@@ -48,7 +48,9 @@ def markdown_table(results: list[tuple[str, dict]]) -> str:
         cells = []
         for rows in by_model:
             row = rows.get(name)
-            cells += [f"{row['bitext_en_zh']:.3f} / {row['bitext_zh_en']:.3f}", f"{row['bias_top10_en']:.3f} / {row['bias_top10_zh']:.3f}"] if row else ["–", "–"]
+            bitext = f"{row['bitext_en_zh']:.3f} / {row['bitext_zh_en']:.3f}" if row else "–"
+            bias = f"{row['bias_top10_en']:.3f} / {row['bias_top10_zh']:.3f}" if row else "–"
+            cells += [bitext, bias]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for lang in ("en", "zh"):
         cells = []

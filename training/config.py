@@ -12,7 +12,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from xlsearch.errors import InputError
+from core.errors import InputError
 
 
 @dataclass

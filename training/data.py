@@ -3,74 +3,14 @@ the batch plan — a seeded, length-bucketed order that a resumed run can replay
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import sqlite3
 from pathlib import Path
 
-from xlsearch.errors import InputError
-
-
-def _numbered_lines(path: Path, expected: str):
-    """(line number, line) for the non-blank lines of a UTF-8 file; a missing file says what was expected."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file — expected {expected}")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():
-                yield n, line.rstrip("\n")
-
-
-def read_pairs(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
-    """Pairs from a TSV file; a line without exactly one tab is an error naming the line."""
-    pairs = []
-    for n, line in _numbered_lines(path, "a TSV of english<TAB>chinese pairs"):
-        parts = line.split("\t")
-        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise InputError(f"{path} line {n}: expected 'english<TAB>chinese'")
-        pairs.append((parts[0], parts[1]))
-        if limit and len(pairs) >= limit:
-            break
-    return pairs
-
-
-def _shared_parallel_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "parallel"
-
-
-def default_train_dir() -> Path:
-    """`$XLSEARCH_TRAIN_DATA`, else the shared training data beside this checkout."""
-    return Path(os.environ.get("XLSEARCH_TRAIN_DATA") or _shared_parallel_dir() / "train")
-
-
-def default_dev_dir() -> Path:
-    """`$XLSEARCH_DEV_DATA`, else the shared dev data beside this checkout."""
-    return Path(os.environ.get("XLSEARCH_DEV_DATA") or _shared_parallel_dir() / "dev")
-
-
-def read_pairs_jsonl(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
-    """Pairs from JSON lines with "en" and "zh" fields (or "english" and "chinese")."""
-    pairs = []
-    for n, line in _numbered_lines(path, 'JSON lines with "en" and "zh" fields'):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} line {n}: not valid JSON ({e.msg})") from None
-        en = row.get("en", row.get("english")) if isinstance(row, dict) else None
-        zh = row.get("zh", row.get("chinese")) if isinstance(row, dict) else None
-        if not isinstance(en, str) or not isinstance(zh, str) or not en.strip() or not zh.strip():
-            raise InputError(f"{path} line {n}: expected an object with non-empty \"en\" and \"zh\" strings")
-        pairs.append((en, zh))
-        if limit and len(pairs) >= limit:
-            break
-    return pairs
-
-
-def read_any_pairs(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
-    path = Path(path)
-    return read_pairs_jsonl(path, limit) if path.suffix in (".jsonl", ".json") else read_pairs(path, limit)
+from core.errors import InputError
+from core.pairs import read_any_pairs, read_pairs
+from storage.schema import SQLITE_NAME
+from storage.store import Store
+from storage.store import exists as store_exists
 
 
 def sample_pairs(pairs: list, n: int | None, seed: int) -> list:
@@ -99,17 +39,13 @@ def training_pairs(train_dir: Path, files: list[str], per_file: int | None, extr
 
 def read_monolingual(paths: list[str], limit: int | None = None) -> list[str]:
     """Lines of plain-text files, or the chunk texts of an xlsearch index (its --db folder)."""
-    from xlsearch.store import SQLITE_NAME
-
     texts: list[str] = []
     for name in paths:
         path = Path(name)
-        db = path / SQLITE_NAME if path.is_dir() else path
-        if db.name == SQLITE_NAME and db.is_file():
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-                texts += [row[0] for row in conn.execute(
-                    'select substr(d.text, c.start + 1, c."end" - c.start) from chunks c join documents d on d.id = c.doc_id order by c.id'
-                )]
+        db_dir = path if path.is_dir() else path.parent if path.name == SQLITE_NAME else None
+        if db_dir is not None and store_exists(db_dir):
+            with Store.open(db_dir) as store:
+                texts += store.documents.chunk_texts()
         elif path.is_file():
             texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
         else:

@@ -30,13 +30,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from indexer.chunker import split_sentences
+from core.config import xlsearch_home
+from core.errors import InputError
+from core.pairs import read_pairs
+from core.sentences import split_sentences
+from models.encoder import Encoder
 from search.calibration import LanguageCalibration, sample_by_language
-from xlsearch.config import xlsearch_home
-from xlsearch.encoder import Encoder
-from xlsearch.errors import InputError
-
-from .data import read_pairs
 
 Transform = Callable[[np.ndarray, str, str], np.ndarray]  # (vectors, lang, kind) → vectors
 
@@ -214,7 +213,8 @@ def format_table(result: dict) -> str:
         ("bias_top10_en", "bias@10 en-q", 12), ("bias_top10_zh", "zh-q", 6),
         ("bias_top1_en", "bias@1 en-q", 11), ("bias_top1_zh", "zh-q", 6),
     ]
-    lines = [f"model: {result['model']} ({result.get('precision', 'fp32')})" + ("; language-balanced scores" if result.get("balance") else ""), f"{'set':<18} {'pairs':>5} " + " ".join(f"{t:>{w}}" for _, t, w in cols)]
+    title = f"model: {result['model']} ({result.get('precision', 'fp32')})" + ("; language-balanced scores" if result.get("balance") else "")
+    lines = [title, f"{'set':<18} {'pairs':>5} " + " ".join(f"{t:>{w}}" for _, t, w in cols)]
     for row in result["sets"]:
         lines.append(f"{row['set']:<18} {row['pairs']:>5} " + " ".join(f"{row[k]:>{w}.3f}" for k, _, w in cols))
     for lang, m in result["same_language"].items():

@@ -5,7 +5,7 @@ Each targeted linear layer keeps its weight W frozen and learns a low-rank updat
 y = xWᵀ + b + (α/r)·x Aᵀ Bᵀ, with B starting at zero so training starts from the base model.
 `merged_state_dict` folds the update back into W, giving an ordinary model folder; `lora_patch`
 gives the adapter alone (B pre-scaled, so applying it is just W += B·A), which
-`xlsearch.modelfolder.apply_patch` lays over the base at load time.
+`models.modelfolder.apply_patch` lays over the base at load time.
 
 Written here rather than taken from peft: forty lines, and no extra dependency on the search path.
 """

@@ -3,7 +3,7 @@
 It embeds exactly as the sentence-transformers folder it came from does (prompt + text, mean over
 all tokens, L2-normalised), so what training optimises is what search uses. Saving writes a
 complete model folder (the base's files hard-linked, new weights) and, separately, the trained
-tensors alone: a small patch that `xlsearch.modelfolder.apply_patch` lays over the base, the
+tensors alone: a small patch that `models.modelfolder.apply_patch` lays over the base, the
 form in which a trained model can ship.
 """
 
@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
-from xlsearch.modelfolder import WEIGHTS, derived_folder, read_marker, save_patch, weights_dir, write_marker
+from models.modelfolder import WEIGHTS, derived_folder, read_marker, save_patch, weights_dir, write_marker
 
 
 class Student(torch.nn.Module):

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from xlsearch.encoder import resolve_model_path
-from xlsearch.errors import InputError
+from core.errors import InputError
+from core.pairs import default_dev_dir, default_train_dir, read_pairs
+from models.encoder import resolve_model_path
 
 from .config import TrainConfig
-from .data import batch_plan, default_dev_dir, default_train_dir, read_monolingual, read_pairs, training_pairs
+from .data import batch_plan, read_monolingual, training_pairs
 from .evaluate import PairVectors, evaluate_pairs
 from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, pair_targets, tlm_inputs
 from .student import Student

