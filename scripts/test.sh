@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: set up the environment, then run the whole suite.
+# The test command: set up the environment, check the import layers and lint, then run the whole suite.
 # Browser tests need Debian's chromium, chromium-driver and fonts-noto-cjk (so screenshots show
 # real Chinese glyphs); they are installed here when missing and apt is available.
 # The converted default encoder is cached in ./.cache/xlsearch so reruns skip the conversion.
@@ -15,4 +15,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || !
 fi
 . .venv/bin/activate
 export XLSEARCH_HOME="${XLSEARCH_HOME:-$PWD/.cache/xlsearch}"
+# The layers point one way and the code keeps its style (contracts and rules in pyproject.toml).
+lint-imports --no-cache --no-logo
+ruff check .
 python -m pytest -q "$@"
