@@ -103,4 +103,4 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
     for name in _OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {"quiet": quiet, "verbose": verbose}

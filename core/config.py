@@ -76,6 +76,9 @@ class IndexConfig:
     id_field: str | None = None
     prune: bool = False
     commit_every_chunks: int = 2048  # crash loses at most this much embedding work
+    include: tuple[str, ...] = ()  # globs a walked file must match (path under its root, or name); () takes all
+    exclude: tuple[str, ...] = ()  # globs for files and folders to leave out
+    gitignore: bool = True  # honour .gitignore files in folder walks
 
 
 @dataclass

@@ -13,13 +13,12 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from core.config import IndexConfig
-from core.errors import FileSkipped, InputError, NotEnoughMemoryError
+from core.errors import FileSkipped, NotEnoughMemoryError
 from core.language import detect_language
 from core.terms import fts_text
 from models.encoder import Encoder
@@ -27,73 +26,12 @@ from storage.records import ChunkRecord, DocumentRecord, FileRecord
 from storage.store import Store
 
 from .chunker import chunk_text
-from .readers import FILE_TYPES, file_type, read_file
+from .discovery import check_paths, discover
+from .filetypes import file_type
+from .readers import read_file
+from .summary import IndexSummary
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class IndexSummary:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    documents: int = 0
-    chunks: int = 0
-    seconds: float = 0.0
-
-    @property
-    def chunks_per_second(self) -> float:
-        return self.chunks / self.seconds if self.seconds else 0.0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
-        d["chunks_per_second"] = round(self.chunks_per_second, 2)
-        d["seconds"] = round(self.seconds, 2)
-        return d
-
-
-def check_paths(paths: Sequence[Path]) -> list[Path]:
-    """Resolve the paths to index; a missing one is fatal before anything is written."""
-    if not paths:
-        raise InputError("nothing to index — give one or more files or folders: xlsearch index PATH...")
-    resolved = []
-    for p in paths:
-        p = Path(p).expanduser()
-        if not p.exists():
-            if p.is_symlink():
-                raise InputError(f"{p}: broken symbolic link (its target is missing, or it loops) — fix or remove the link")
-            raise InputError(f"{p}: no such file or folder — check the path")
-        resolved.append(p.resolve())
-    return resolved
-
-
-def discover(roots: Sequence[Path], summary: IndexSummary) -> list[Path]:
-    """Files under `roots` with a supported type; explicitly named unsupported files are skipped.
-
-    Hidden files and folders are ignored in walks and symlinked folders are not followed (no loops).
-    """
-    found: dict[Path, None] = {}
-    for root in roots:
-        if root.is_file():
-            if file_type(root):
-                found[root] = None
-            else:
-                summary.skipped.append((str(root), f"unsupported file type '{root.suffix}' (supported: {', '.join(sorted(FILE_TYPES))})"))
-            continue
-        unlistable = lambda e: summary.skipped.append((e.filename, f"cannot list folder: {e.strerror}"))  # noqa: E731
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unlistable):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if not name.startswith(".") and file_type(path):
-                    try:
-                        found[path.resolve() if path.is_symlink() else path] = None
-                    except (OSError, RuntimeError):  # a loop: RuntimeError before Python 3.13, OSError after
-                        summary.skipped.append((str(path), "symbolic link loop — fix or remove the link"))
-    return list(found)
 
 
 def parse_file(path: Path, data: bytes, encoder: Encoder, config: IndexConfig) -> list[DocumentRecord]:
@@ -122,7 +60,7 @@ def run_index(
     started = time.monotonic()
     summary = IndexSummary()
     roots = check_paths(paths)
-    files = discover(roots, summary)
+    files = discover(roots, summary, config)
     known = store.documents.file_hashes()
     pending: list[tuple[FileRecord, bool]] = []  # (record, is_update)
     pending_chunks = 0
@@ -133,7 +71,7 @@ def run_index(
         if not pending:
             return
         _embed([f for f, _ in pending], encoder, config.batch_size, bar, summary, started)
-        store.write_files([f for f, _ in pending])
+        store.write_files([f for f, _ in pending], roots=roots)  # the roots: to show paths relative to them
         for record, is_update in pending:
             summary.updated += is_update
             summary.added += not is_update
@@ -145,7 +83,7 @@ def run_index(
         key = str(path)
         try:
             data = path.read_bytes()
-            stat = path.stat()
+            info = path.stat()
         except OSError as exc:
             summary.skipped.append((key, f"cannot read: {exc.strerror or exc}"))
             continue
@@ -158,7 +96,7 @@ def run_index(
         except FileSkipped as exc:
             summary.skipped.append((key, str(exc)))
             continue
-        record = FileRecord(key, sha, stat.st_size, stat.st_mtime, file_type(path) or "", documents)
+        record = FileRecord(key, sha, info.st_size, info.st_mtime, file_type(path) or "text", documents)  # read_file took it as text
         pending.append((record, key in known))
         pending_chunks += sum(len(d.chunks) for d in documents)
         if pending_chunks >= config.commit_every_chunks:

@@ -1,5 +1,6 @@
 """Read one file into documents: plain text, Markdown, HTML, JSON lines, CSV, PDF.
 
+The type comes from `filetypes` (a known suffix, else text when the content reads as text).
 A file is one document, except JSONL and CSV where each row is one (keyed by `--id-field` or
 its line number). Every problem is a `FileSkipped` whose message names the line and what to do;
 the file is then left out whole, so an index never holds half a file.
@@ -18,18 +19,9 @@ from core.errors import FileSkipped
 from core.jsonlines import json_objects
 
 from .encoding import decode_bytes
+from .filetypes import detect_type
+from .markdown import markdown_to_text
 
-FILE_TYPES = {
-    ".txt": "text",
-    ".text": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".html": "html",
-    ".htm": "html",
-    ".jsonl": "jsonl",
-    ".csv": "csv",
-    ".pdf": "pdf",
-}
 _TITLE_CHARS = 120
 
 
@@ -40,14 +32,8 @@ class ParsedDocument:
     text: str
 
 
-def file_type(path: Path) -> str | None:
-    return FILE_TYPES.get(path.suffix.lower())
-
-
 def read_file(path: Path, data: bytes, text_field: str = "text", id_field: str | None = None) -> list[ParsedDocument]:
-    kind = file_type(path)
-    if kind is None:
-        raise FileSkipped(f"unsupported file type '{path.suffix}' (supported: {', '.join(sorted(FILE_TYPES))})")
+    kind = detect_type(path, data)
     reader = {"text": _read_text, "markdown": _read_markdown, "html": _read_html, "pdf": _read_pdf}.get(kind)
     if reader:
         docs = [reader(path, data)]
@@ -75,10 +61,12 @@ def _read_text(path: Path, data: bytes) -> ParsedDocument:
 
 
 def _read_markdown(path: Path, data: bytes) -> ParsedDocument:
-    text = _tidy(decode_bytes(data))
-    heading = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)
-    title = heading.group(1)[:_TITLE_CHARS] if heading else _first_line(text, path.stem)
-    return ParsedDocument("", title, text)
+    """Stored as rendered text (indexer.markdown): snippets, summaries and pages show no markup."""
+    source = _tidy(decode_bytes(data))
+    text = _tidy(markdown_to_text(source))
+    heading = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", source, re.M)
+    title = markdown_to_text(heading.group(1)).strip() if heading else ""
+    return ParsedDocument("", title[:_TITLE_CHARS] or _first_line(text, path.stem), text)
 
 
 def _tidy(text: str) -> str:

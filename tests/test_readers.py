@@ -17,6 +17,12 @@ def test_markdown_title_is_first_heading():
     assert doc.title == "图层 Layers" and "body" in doc.text and doc.key == ""
 
 
+def test_markdown_is_stored_as_the_text_a_reader_sees():
+    [doc] = read("notes.md", "# The **apt** tool\n\nRun `apt-get update` (see [the manual](https://x.org)).\n\n- one\n- two\n")
+    assert doc.title == "The apt tool"
+    assert doc.text == "The apt tool\n\nRun apt-get update (see the manual).\n\n• one\n• two"
+
+
 def test_text_normalises_newlines():
     [doc] = read("a.txt", "first\r\nsecond  \r\nthird")
     assert doc.text == "first\nsecond\nthird" and doc.title == "first"

@@ -13,7 +13,7 @@ Importing it loads no model and no torch; the model is loaded when an Index firs
 
 from core.config import ChunkConfig, IndexConfig, SearchConfig
 from core.errors import InputError, XlsearchError
-from indexer.pipeline import IndexSummary
+from indexer.summary import IndexSummary
 from search.searcher import Filters, Hit, SearchRequest
 from search.summarize import Summary, SummaryConfig
 
