@@ -8,7 +8,7 @@ import click
 
 from core.choices import FILE_TYPES, INDEX_TYPES, LANG_FILTERS, MAX_K, MODES
 from core.config import ChunkConfig, IndexConfig
-from xlsearch import Index
+from xlsearch import Index, IndexSummary
 
 from .group import db_dir, db_option, emit_json, log, model_option, precision_option
 
@@ -28,20 +28,30 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True, help="Chunks per encoder batch.")
 @click.option("--commit-every", type=click.IntRange(1), default=2048, show_default=True,
               help="Chunks per committed batch: an interrupted run keeps what was committed and resumes after it.")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Only files whose path under PATH (or name) matches, e.g. '*.md' or 'manual/*' (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Leave out files and folders whose path under PATH (or name) matches, e.g. '*.log' or 'build' (repeatable).")
+@click.option("--no-ignore", is_flag=True, help="Walk into what .gitignore files ignore, too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def index(ctx, paths, db, model, precision, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every, as_json):
-    """Index files and folders (.txt .md .html .jsonl .csv, .pdf with the pdf extra).
+def index(ctx, paths, db, model, precision, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every,
+          include, exclude, no_ignore, as_json):
+    """Index files and folders: .txt .md .html .jsonl .csv (.pdf with the pdf extra), and any other
+    file that is text (README, LICENSE, notes.1, app.conf).
 
     Re-running is incremental: unchanged files (same content hash) are not embedded again,
-    changed ones are replaced, and --prune drops files that were deleted. Files that cannot be
-    read are skipped with a reason in the summary; the rest of the index is untouched.
+    changed ones are replaced, and --prune drops files that were deleted. A folder walk passes
+    over hidden files, what .gitignore files ignore (unless --no-ignore), files with a binary
+    suffix (.png, .zip, ...) and what --include/--exclude leave out. Files that cannot be read
+    are skipped, counted per reason in the summary (listed with xlsearch -v index); the rest of
+    the index is untouched.
     """
     db = db_dir(db)
     config = IndexConfig(
         chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2)),
         index_type=index_type, batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field,
-        id_field=id_field, prune=prune,
+        id_field=id_field, prune=prune, include=tuple(include), exclude=tuple(exclude), gitignore=not no_ignore,
     )
     with Index(db, model, precision=precision, create=True) as opened:
         summary = opened.add(paths, config, progress=not ctx.obj["quiet"] and not as_json)
@@ -49,13 +59,22 @@ def index(ctx, paths, db, model, precision, text_field, id_field, prune, index_t
     if as_json:
         emit_json({"db": str(db), **summary.to_dict(), "precision": precision})
         return
+    _echo_summary(db, summary, precision, ctx.obj["verbose"])
+
+
+def _echo_summary(db: Path, summary: IndexSummary, precision: str, verbose: bool) -> None:
+    """Counts, then one line per skip reason; the files themselves only when asked (-v), since a
+    folder of hundreds of binaries would bury the line that matters."""
     click.echo(
-        f"indexed into {db}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
-        f"{summary.removed} removed, {len(summary.skipped)} skipped; {summary.chunks} chunks in "
-        f"{summary.seconds:.1f} s ({summary.chunks_per_second:.1f} chunks/s{', int8' if precision == 'int8' else ''})"
+        f"indexed into {db}: {summary.found} files found, {summary.added} added, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged, {summary.removed} removed, {len(summary.skipped)} skipped, {summary.excluded} excluded; "
+        f"{summary.chunks} chunks in {summary.seconds:.1f} s "
+        f"({summary.chunks_per_second:.1f} chunks/s{', int8' if precision == 'int8' else ''})"
     )
-    for path, reason in summary.skipped:
-        click.echo(f"  skipped {path}: {reason}")
+    for reason, skipped in summary.skipped_by_reason().items():
+        click.echo(f"  skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''}: {reason}")
+        for path in skipped if verbose else ():
+            click.echo(f"    {path}")
 
 
 @click.command()
@@ -84,9 +103,9 @@ def search(query, db, model, precision, k, lang, balance, mode, path_glob, file_
     Hits are grouped by document (its best-matching chunk), with score, language, path and a
     snippet.
     """
-    from search.searcher import Filters, SearchRequest
+    from search.searcher import Filters, SearchRequest, day_start
 
-    filters = Filters(path_glob, tuple(file_types), after.timestamp() if after else None, before.timestamp() if before else None)
+    filters = Filters(path_glob, tuple(file_types), day_start(after and after.date()), day_start(before and before.date()))
     request = SearchRequest(query, k, lang, balance, mode, filters, offset)
     request.checked()  # an empty query should not cost a model load
     with Index(db_dir(db), model, precision=precision, summarizer=summarizer) as opened:

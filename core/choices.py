@@ -17,3 +17,4 @@ PRECISIONS = ("fp32", "int8")  # what an Encoder can run at; "auto" picks one
 
 MAX_QUERY_CHARS = 2000  # longer queries are refused (CLI and HTTP alike)
 MAX_K = 1000  # hits per request, and the deepest offset
+MAX_ID = 2**63 - 1  # document and chunk ids are SQLite integers: a larger one names nothing

@@ -13,7 +13,8 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class Hit:
     end: int
     more_chunks: int  # other matching chunks of the same document among the results
     highlights: list[tuple[int, int]]  # spans of `snippet` to mark
+    also_at: list[str] = field(default_factory=list)  # other paths holding the same document (identical files)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +68,15 @@ def validate_query(query: str, k: int, lang: str) -> str:
     if lang not in LANG_FILTERS:
         raise InputError(f"--lang must be one of {', '.join(LANG_FILTERS)}, not {lang!r}")
     return query
+
+
+def day_start(day: date | None) -> float | None:
+    """Local midnight starting `day`, in seconds since the epoch, for `Filters` (None stays None).
+    Before 0001-01-02 there is no file to tell apart, and mktime cannot reach back that far
+    (ValueError "year 0 is out of range"): such a day is minus infinity."""
+    if day is None:
+        return None
+    return float("-inf") if day < date(1, 1, 2) else datetime(day.year, day.month, day.day).timestamp()
 
 
 @dataclass(frozen=True)
@@ -168,7 +179,8 @@ def _first_fetch(request: SearchRequest, total: int) -> int:
 
 
 def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int, float]], total: int, config: SearchConfig):
-    """Best chunk per document, ranked: (top [(score, chunk id)], rows, cosine per chunk, matching chunks per document).
+    """Best chunk per distinct document, ranked: (top [(score, chunk id, also-at paths)], rows, cosine per chunk,
+    matching chunks per document).
 
     `candidates`: the query's nearest chunks, fetched with the batch (a prefix of them is what a
     fetch of fewer would return); a filter that removes too many widens the fetch.
@@ -207,18 +219,38 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
             matches[doc] = matches.get(doc, 0) + 1
             if doc not in best or score > best[doc][0]:
                 best[doc] = (score, cid)
-        if len(best) >= want or fetch >= total:
+        distinct = _collapse(best, rows)
+        if len(distinct) >= want or fetch >= total:
             break
         fetch = min(total, fetch * 4)
-    top = sorted(best.values(), key=lambda t: -t[0])[request.offset : want]
-    return top, rows, similarity, matches
+    return distinct[request.offset : want], rows, similarity, matches
+
+
+def _collapse(best: dict[int, tuple[float, int]], rows: dict) -> list[tuple[float, int, list[str]]]:
+    """Ranked (score, chunk id, other paths) with one entry per distinct document content.
+
+    The same file copied under several paths (same hash, same row key) is one answer, not a
+    page of copies: it is shown once, at its best rank, with the other paths as "also at".
+    """
+    ranked = sorted(best.values(), key=lambda t: -t[0])
+    first: dict[tuple[str, str], list[str]] = {}
+    out = []
+    for score, cid in ranked:
+        row = rows[cid]
+        content = (row["sha256"], row["key"])
+        if content in first:
+            first[content].append(row["path"])
+            continue
+        first[content] = also_at = []
+        out.append((score, cid, also_at))
+    return out
 
 
 def _hits(encoder: Encoder, request: SearchRequest, qvec, top, rows, similarity, matches) -> list[Hit]:
-    texts = [rows[cid]["text"] for _, cid in top]
+    texts = [rows[cid]["text"] for _, cid, _ in top]
     sentence_scores = _sentence_scores(encoder, request.query, qvec, texts) if request.semantic_snippets else {}
     hits = []
-    for i, (score, cid) in enumerate(top, start=request.offset):
+    for i, (score, cid, also_at) in enumerate(top, start=request.offset):
         row = rows[cid]
         sim = similarity.get(cid)
         snippet = make_snippet(row["text"], request.query, sentence_scores.get(i - request.offset))
@@ -226,7 +258,7 @@ def _hits(encoder: Encoder, request: SearchRequest, qvec, top, rows, similarity,
             rank=i + 1, score=round(score, 4), similarity=None if sim is None else round(sim, 4), doc_id=row["doc_id"],
             chunk_id=cid, lang=row["lang"], doc_lang=row["doc_lang"], title=row["title"], path=row["path"], key=row["key"],
             snippet=snippet.text, start=row["start"], end=row["end"], more_chunks=matches[row["doc_id"]] - 1,
-            highlights=snippet.marks,
+            highlights=snippet.marks, also_at=sorted(also_at),
         ))
     return hits
 

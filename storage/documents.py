@@ -9,6 +9,7 @@ sees one committed generation however many batches a run commits meanwhile.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -105,8 +106,11 @@ class DocumentStore:
         return dict(self.db.execute("select path, sha256 from files").fetchall())
 
     @storage_errors
-    def write_files(self, files: Iterable[FileRecord], removed_paths: Iterable[str] = ()) -> None:
-        """Replace these files (and drop `removed_paths`) in one transaction; bump the generation."""
+    def write_files(self, files: Iterable[FileRecord], removed_paths: Iterable[str] = (), roots: Iterable[Path] = ()) -> None:
+        """Replace these files (and drop `removed_paths`) in one transaction; bump the generation.
+
+        `roots`: the paths the run was given, remembered in the same transaction (so paths can be
+        shown relative to them, and a batch that fails leaves no trace of them either)."""
         assert self.writable, "write_files needs the write lock"
         conn = self.db.conn
         with conn:
@@ -133,6 +137,9 @@ class DocumentStore:
                         wrote_vectors = True
             if wrote_vectors:
                 conn.execute("insert or replace into meta (key, value) values ('precision', ?)", [self._precisions_with(self.precision)])
+            known = self.roots()
+            if (merged := sorted(set(known) | {str(r) for r in roots})) != known:
+                conn.execute("insert or replace into meta (key, value) values ('roots', ?)", [json.dumps(merged)])
             conn.execute(
                 "insert or replace into meta (key, value) values ('generation', ?), ('updated_at', ?)",
                 [str(self.generation + 1), now()],
@@ -216,7 +223,7 @@ class DocumentStore:
         rows = self.db.execute(
             f"""select c.id, c.doc_id, c.ord, c.start, c.end, c.lang,
                        substr(d.text, c.start + 1, c.end - c.start) as text,
-                       d.title, d.key, d.lang as doc_lang, f.path, f.file_type, f.mtime
+                       d.title, d.key, d.lang as doc_lang, f.path, f.file_type, f.mtime, f.sha256
                 from chunks c join documents d on d.id = c.doc_id join files f on f.id = d.file_id
                 where c.id in ({marks})""",
             chunk_ids,
@@ -249,6 +256,24 @@ class DocumentStore:
     @storage_errors
     def document_texts(self) -> list[str]:
         return [row[0] for row in self.db.execute("select text from documents")]
+
+    def roots(self) -> list[str]:
+        """The paths index runs were given (none for an index made before they were recorded)."""
+        return json.loads(self.meta("roots") or "[]")
+
+    @storage_errors
+    def example_titles(self, per_language: int = 1) -> dict[str, list[str]]:
+        """Short titles of documents in each language: example queries a new visitor can try (a
+        fixed pseudo-random pick, so not always the first file indexed, often a licence)."""
+        out: dict[str, list[str]] = {}
+        rows = self.db.execute(
+            "select lang, title from documents where length(title) between 2 and 40 order by (id * 2654435761) % 4294967296 limit 2000"
+        ).fetchall()
+        for lang, title in rows:
+            titles = out.setdefault(lang, [])
+            if len(titles) < per_language and title not in titles:
+                titles.append(title)
+        return out
 
     @storage_errors
     def counts(self) -> dict:

@@ -114,11 +114,11 @@ class Store:
     def check_model(self, identity: ModelIdentity) -> None:
         self.documents.check_model(identity)
 
-    def write_files(self, files: Iterable[FileRecord], removed_paths: Iterable[str] = ()) -> None:
-        """Replace these files (and drop `removed_paths`) in one committed batch."""
+    def write_files(self, files: Iterable[FileRecord], removed_paths: Iterable[str] = (), roots: Iterable[Path] = ()) -> None:
+        """Replace these files (and drop `removed_paths`) in one committed batch (see DocumentStore.write_files)."""
         if not self.writable:
             raise RuntimeError("write_files needs the write lock: open the store with Store.open_for_writing")
-        self.documents.write_files(files, removed_paths)
+        self.documents.write_files(files, removed_paths, roots)
 
     def sync_vectors(self) -> None:
         """At the end of a run: the vector store catches up with every committed batch."""
@@ -133,6 +133,7 @@ class Store:
             counts = documents.counts()
             return {
                 "db": str(self.dir),
+                "roots": documents.roots(),
                 **{key: counts[key] for key in ("files", "documents", "documents_by_lang", "chunks", "chunks_by_lang")},
                 "model": identity.name,
                 "model_path": identity.path,

@@ -14,7 +14,8 @@ import pytest
 import xlsearch
 from core.choices import FILE_TYPES, INDEX_TYPES, LANG_FILTERS, MODES
 from core.errors import IndexBusyError, IndexMismatchError, InputError
-from indexer.readers import FILE_TYPES as READER_TYPES
+from indexer.filetypes import FILE_TYPES as READER_TYPES
+from indexer.markdown import markdown_to_text
 from search.searcher import Filters, SearchRequest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,8 @@ def test_create_add_search_info_close(folder, tmp_path, tiny_model_dir):
         info = index.info()
         assert info["documents"] == 3 and info["vector_store"] == "faiss" and info["db"] == str(db)
         doc = index.document(hits[0].doc_id)
-        assert doc["text"] == DOCS[Path(doc["path"]).name]
+        name = Path(doc["path"]).name
+        assert doc["text"] == (markdown_to_text(DOCS[name]) if name.endswith(".md") else DOCS[name])
         start, end = index.chunk_span(hits[0].doc_id, hits[0].chunk_id)
         assert doc["text"][start:end]
         assert index.document(10**9) is None

@@ -147,19 +147,22 @@ def test_bad_file_is_skipped_with_its_reason(db, good, tmp_path, tiny_model_dir,
     assert summary["added"] == 1 and summary["chunks"] >= 1
     assert summary["skipped"] == [{"path": str(good.parent / name), "reason": reason}]
 
-    # and the plain summary names the file next to its reason
+    # and the plain summary counts the reason; -v names the file under it
     r = invoke("index", good.parent, "--db", tmp_path / "new")
-    assert r.exit_code == 0 and f"  skipped {good.parent / name}: {reason}\n" in r.stdout
+    assert r.exit_code == 0 and f"  skipped 1 file: {reason}\n" in r.stdout and str(good.parent / name) not in r.stdout
+    r = CliRunner().invoke(cli, ["-v", "index", str(good.parent), "--db", str(tmp_path / "new")], catch_exceptions=False)
+    assert r.exit_code == 0 and f"  skipped 1 file: {reason}\n    {good.parent / name}\n" in r.stdout
 
 
-def test_unsupported_file_is_skipped_when_named_and_ignored_in_a_folder(db, good, tmp_path, tiny_model_dir):
+def test_binary_suffix_is_skipped_when_named_and_ignored_in_a_folder(db, good, tmp_path, tiny_model_dir):
     photo = good.parent / "photo.png"
     photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     before = snapshot(db)
     r = invoke("index", photo, "--db", db, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["skipped"] == [
-        {"path": str(photo), "reason": "unsupported file type '.png' (supported: .csv, .htm, .html, .jsonl, .markdown, .md, .pdf, .text, .txt)"}
+        {"path": str(photo), "reason": "unsupported file type '.png' (supported: .csv, .htm, .html, .jsonl, .markdown, .md, .pdf, .text, .txt, "
+                                       "or any text file)"}
     ]
     assert snapshot(db) == before
     r = invoke("index", good.parent, "--db", tmp_path / "new", "--model", tiny_model_dir, "--json")
@@ -463,8 +466,8 @@ EMPTY = {"error": "empty query — type some words to search for"}
 
 @pytest.mark.parametrize(
     "params, body",
-    [({"q": ""}, EMPTY), ({"q": " \t\n "}, EMPTY), ({"q": "\x00\x07\x1b"}, EMPTY)],
-    ids=["empty", "whitespace-only", "control-characters-only"],
+    [({"q": " \t\n "}, EMPTY), ({"q": "\x00\x07\x1b"}, EMPTY)],
+    ids=["whitespace-only", "control-characters-only"],  # an empty q is 422 (the schema's minLength)
 )
 @pytest.mark.parametrize("endpoint", ["/api/search", "/api/summarize"])
 def test_http_empty_query_is_400_json(web, endpoint, params, body):
@@ -483,8 +486,9 @@ def test_http_empty_query_is_400_json(web, endpoint, params, body):
         ({"q": "fox", "k": "ten"}, "k", "Input should be a valid integer, unable to parse string as an integer"),
         ({"q": "fox", "offset": -1}, "offset", "Input should be greater than or equal to 0"),
         ({}, "q", "Field required"),
+        ({"q": ""}, "q", "String should have at least 1 character"),
     ],
-    ids=["10000-characters", "k-zero", "k-negative", "k-huge", "k-not-a-number", "offset-negative", "q-missing"],
+    ids=["10000-characters", "k-zero", "k-negative", "k-huge", "k-not-a-number", "offset-negative", "q-missing", "q-empty"],
 )
 def test_http_bad_parameter_is_422_naming_the_field(web, params, field, msg):
     r = web[0].get("/api/search", params=params)
@@ -492,6 +496,33 @@ def test_http_bad_parameter_is_422_naming_the_field(web, params, field, msg):
     [detail] = r.json()["detail"]
     assert detail["loc"] == ["query", field] and detail["msg"] == msg
     assert _unchanged(web)
+
+
+@pytest.mark.parametrize(
+    "doc_id",
+    ["9223372036854775807", "9223372036854775808", "99999999999999999999999", "-1", "0", "-9223372036854775809",
+     "0000000000000000000001", "007", "٣", "１", "1e3", "1.0", "0x10", " 1", "%00"],
+    ids=["2^63-1", "2^63", "huge", "negative", "zero", "below-int64", "leading-zeros", "leading-zeros-7", "arabic-indic-3",
+         "fullwidth-1", "exponent", "float", "hex", "space", "nul"],
+)
+@pytest.mark.parametrize("route", ["/api/documents/{}", "/documents/{}", "/documents/1?chunk={}"])
+def test_http_every_id_a_client_sends_gets_a_4xx_or_its_document(web, route, doc_id):
+    """Ids are SQLite integers: past 2^63 one used to crash the server (OverflowError, 500)."""
+    r = web[0].get(route.format(doc_id))
+    if r.status_code == 200:  # a real document: only an id that reads as a number in range names one
+        assert doc_id.strip().isascii() and float(doc_id) >= 1
+    else:
+        assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+        assert r.headers["content-type"] == "application/json"
+        assert len(r.text) < 2000
+    assert _unchanged(web)
+
+
+def test_http_a_rejected_value_is_not_echoed_whole(web):
+    r = web[0].get("/api/search", params={"q": "x" * 30_000})
+    assert r.status_code == 422 and len(r.content) < 1000
+    [detail] = r.json()["detail"]
+    assert detail["input"].startswith("x" * 200) and detail["input"].endswith("… (30000 characters)")
 
 
 def test_http_control_characters_in_a_query_are_spaces(web):

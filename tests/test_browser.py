@@ -52,6 +52,8 @@ def server(tmp_path_factory, default_model_dir):
     for rel in sorted(picked):
         (docs / rel).parent.mkdir(exist_ok=True)
         shutil.copy(CORPUS / rel, docs / rel)
+    (docs / "copies").mkdir()
+    shutil.copy(CORPUS / "zh/ch01-tmpfs.md", docs / "copies" / "tmpfs.md")  # the same page under a second path
     db = docs.parent / (docs.name + "-idx")
     result = CliRunner().invoke(cli, ["-q", "index", str(docs), "--db", str(db), "--model", str(default_model_dir)])
     assert result.exit_code == 0, result.output
@@ -150,3 +152,102 @@ def test_phone_width_and_script_injection(browser, server):
         assert hits is not None and browser.find_elements(By.NAME, "q")
     finally:
         browser.set_window_size(1280, 1000)
+
+
+def test_home_page_says_what_is_indexed_and_offers_a_query_per_language(browser, server):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    home = browser.find_element(By.CSS_SELECTOR, "section.home").text
+    assert "files indexed" in home and "English document" in home and "Chinese document" in home
+    assert "Model: xlsearch-e5-small-distill" in home
+    examples = browser.find_elements(By.CSS_SELECTOR, ".examples a")
+    assert sorted(a.get_attribute("lang") for a in examples) == ["en", "zh"]
+    query = examples[1].text
+    examples[1].click()
+    assert browser.find_element(By.NAME, "q").get_attribute("value") == query
+    assert browser.find_elements(By.CSS_SELECTOR, "li.hit")
+    browser.get(server + "/")
+    browser.save_screenshot(str(ARTIFACTS / "home.png"))
+
+
+def test_scores_shown_follow_the_order_and_say_what_they_are(browser, server):
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    hits = search(browser, server, "how do I shut down the system")
+    scores = [float(h.find_element(By.CSS_SELECTOR, ".score").text) for h in hits]
+    assert scores == sorted(scores, reverse=True), "the number shown is the one the list is ordered by"
+    tip = hits[0].find_element(By.CSS_SELECTOR, ".score").get_attribute("title")
+    assert tip.startswith("Relevance, the number the results are ordered by") and "cosine" in tip
+    stats = browser.find_element(By.CSS_SELECTOR, "p.stats").text
+    assert re.fullmatch(rf"Results 1–{len(hits)}( \(more on the next page\))? in \d+ ms", stats), stats
+
+
+def test_paths_are_relative_to_the_indexed_folder_with_the_full_path_on_hover(browser, server):
+    from selenium.webdriver.common.by import By
+
+    for hit in search(browser, server, "sudo"):
+        path = hit.find_element(By.CSS_SELECTOR, ".path")
+        full = path.get_attribute("title")
+        assert full.startswith("/") and full.endswith(path.text.split(" · ")[0].split(" [")[0])
+        assert not path.text.startswith("/") and path.text.split("/")[0] in ("en", "zh", "copies")
+
+
+def test_identical_files_are_one_hit_with_the_other_path(browser, server):
+    from selenium.webdriver.common.by import By
+
+    hits = search(browser, server, "tmpfs")
+    also = [h.find_element(By.CSS_SELECTOR, ".also").text for h in hits if h.find_elements(By.CSS_SELECTOR, ".also")]
+    paths = [h.find_element(By.CSS_SELECTOR, ".path").text for h in hits]
+    assert len(also) == 1 and also[0] in ("also at copies/tmpfs.md", "also at zh/ch01-tmpfs.md")
+    assert not ({"copies/tmpfs.md", "zh/ch01-tmpfs.md"} <= set(paths)), "the copy is not a second hit"
+
+
+def test_per_page_and_bad_language_are_honoured(browser, server):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/?q=system&k=3")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "li.hit")) == 3
+    browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    assert "k=3" in browser.current_url and len(browser.find_elements(By.CSS_SELECTOR, "li.hit")) == 3
+    assert browser.find_element(By.CSS_SELECTOR, "li.hit").get_attribute("id") == "hit-4"
+    browser.get(server + "/?q=system&lang=fr")
+    assert browser.find_element(By.CSS_SELECTOR, "p.error").text == "lang must be one of any, en, zh, other, not 'fr'"
+    assert not browser.find_elements(By.CSS_SELECTOR, "li.hit")
+
+
+def test_chinese_snippets_are_glossed_word_by_word_with_tone_marks(browser, server):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    hits = search(browser, server, "how do I shut down the system")
+    snippet = next(h for h in hits if h.get_attribute("data-lang") == "zh").find_element(By.CSS_SELECTOR, ".snippet")
+    ActionChains(browser).move_to_element(snippet).perform()
+    WebDriverWait(browser, 10).until(lambda b: snippet.find_elements(By.CSS_SELECTOR, "span.gloss"))
+    glossed = snippet.find_elements(By.CSS_SELECTOR, "span.gloss")
+    assert any(len(g.text) >= 2 for g in glossed), "words, not only single characters"
+    assert any(set(g.get_attribute("title")) & set("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ") for g in glossed), "pinyin with tone marks"
+    browser.save_screenshot(str(ARTIFACTS / "gloss.png"))
+
+
+def test_the_summary_says_what_kind_of_summary_it_is(browser, server):
+    from selenium.webdriver.common.by import By
+
+    search(browser, server, "如何关闭系统", summary=True)
+    how = browser.find_element(By.CSS_SELECTOR, "section.summary .how").text
+    assert how.startswith("摘录式") and "原文" in how
+    search(browser, server, "how do I shut down the system", summary=True)
+    assert browser.find_element(By.CSS_SELECTOR, "section.summary .how").text.startswith("Extractive: sentences quoted")
+
+
+def test_api_docs_render_offline(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/docs")
+    WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".opblock"))
+    assert any("/api/search" in op.text for op in browser.find_elements(By.CSS_SELECTOR, ".opblock"))
+    browser.save_screenshot(str(ARTIFACTS / "docs.png"))

@@ -158,7 +158,7 @@ def test_auto_means_the_one_constant_on_cpu_and_fp32_elsewhere(heavy_model_dir, 
     monkeypatch.setattr(config, "AUTO_PRECISION", "int8")
     assert resolve_precision("auto", "cpu") == "int8" and resolve_precision("AUTO", "cuda") == "fp32"
     assert Encoder(heavy_model_dir, precision="auto").precision == "int8"
-    with caplog.at_level(logging.INFO, logger="xlsearch"):
+    with caplog.at_level(logging.INFO, logger="core.config"):
         assert resolve_precision("int8", "cuda") == "fp32"
     assert "int8" in caplog.text and "cuda" in caplog.text
     with pytest.raises(ValueError, match="precision"):

@@ -35,7 +35,7 @@ def test_api_search_and_document(client):
     body = r.json()
     assert body["hits"][0]["title"] == "狐狸" and body["hits"][0]["lang"] == "zh" and len(body["hits"]) == 2
     doc = client.get(f"/api/documents/{body['hits'][0]['doc_id']}").json()
-    assert doc["text"].startswith("# 狐狸") and doc["lang"] == "zh"
+    assert doc["text"].startswith("狐狸\n") and doc["lang"] == "zh"  # Markdown is stored as its text
     r = client.get("/api/search", params={"q": "the lazy dog", "lang": "zh"})
     assert {h["lang"] for h in r.json()["hits"]} == {"zh"}
 
@@ -87,6 +87,23 @@ def test_openapi_lists_the_api(client):
     assert {"/api/search", "/api/documents/{doc_id}", "/healthz"} <= set(paths)
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_no_asset_from_outside(client, page):
+    r = client.get(page)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'<script[^>]*\ssrc="([^"]*)"', r.text) + re.findall(r'<link[^>]*\shref="([^"]*)"', r.text)
+    assert any(a.endswith(".js") for a in assets), r.text
+    assert "http:" not in r.text and "https:" not in r.text and "//" not in "".join(assets)
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 1000, asset
+    assert "'/openapi.json'" in r.text or '"/openapi.json"' in r.text
+    assert client.get("/openapi.json").json()["info"]["title"] == "xlsearch"
+    if page == "/docs":
+        assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
 def test_filters_and_pagination(client):
     everything = client.get("/api/search", params={"q": "the lazy dog", "k": 10}).json()["hits"]
     assert len(everything) == 3
@@ -119,7 +136,8 @@ def test_summary_api_and_panel_cite_the_hits(client):
     assert page.status_code == 200 and 'class="summary"' in page.text
     cites = re.findall(r'class="cite" href="#hit-(\d+)"', page.text)
     assert cites and all(f'id="hit-{n}"' in page.text for n in cites)
-    assert client.get("/api/summarize", params={"q": ""}).status_code == 400
+    assert client.get("/api/summarize", params={"q": " "}).status_code == 400  # no word: the app's rule
+    assert client.get("/api/summarize", params={"q": ""}).status_code == 422  # no character: the schema's minLength
     assert client.get("/api/summarize", params={"q": "x", "k": 99}).status_code == 422
 
 
@@ -127,6 +145,35 @@ def test_gloss_api(client):
     r = client.get("/api/gloss", params={"text": "快速的狐狸"})
     assert r.status_code == 200
     words = {g["word"]: g for g in r.json()}
-    assert words["狐狸"]["pinyin"] == "hu2 li5" and words["狐狸"]["senses"]
+    assert words["狐狸"]["pinyin"] == "hú li" and words["狐狸"]["senses"]
     assert client.get("/api/gloss", params={"text": ""}).status_code == 422
     assert client.get("/", params={"q": "fox"}).text.count('data-reader="en"') == 1
+
+
+def test_home_page_says_what_is_indexed(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "3 files indexed: 2 English documents, 1 Chinese document." in " ".join(r.text.split())
+    assert "Model: <span class=\"model\">tiny-encoder</span>" in r.text
+    assert sorted(re.findall(r'<li><a href="/\?q=[^"]+" lang="(\w+)">', r.text)) == ["en", "zh"]  # a query to try in each
+
+
+def test_result_page_shows_the_ranking_score_relative_paths_and_timing(client):
+    r = client.get("/", params={"q": "the lazy dog"})
+    shown = [float(s) for s in re.findall(r'<span class="score" title="Relevance[^"]*">(-?[\d.]+)</span>', r.text)]
+    assert len(shown) == 3 and shown == sorted(shown, reverse=True)
+    paths = re.findall(r'<div class="path" title="([^"]+)">([^<]+)', r.text)
+    assert sorted(short for _, short in paths) == ["evil.md", "fox.md", "zh.md"]
+    assert all(full.endswith("/" + short) for full, short in paths)
+    assert re.search(r'<p class="stats">Results 1–3 in \d+ ms</p>', r.text)
+
+
+def test_result_page_honours_k_and_refuses_a_bad_language(client):
+    r = client.get("/", params={"q": "the lazy dog", "k": 2})
+    assert r.text.count('<li class="hit"') == 2 and "page=2&amp;k=2" in r.text
+    second = client.get("/", params={"q": "the lazy dog", "k": 2, "page": 2})
+    assert second.text.count('<li class="hit"') == 1 and 'id="hit-3"' in second.text
+    bad = client.get("/", params={"q": "the lazy dog", "lang": "fr"})
+    assert bad.status_code == 200 and '<p class="error">lang must be one of any, en, zh, other, not &#39;fr&#39;</p>' in bad.text
+    assert '<li class="hit"' not in bad.text
+    assert "k (results per page) must be between 1 and 100" in client.get("/", params={"q": "dog", "k": 0}).text

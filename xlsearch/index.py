@@ -16,13 +16,16 @@ lock only while it runs, so an open Index can search while another process index
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from core.config import IndexConfig, SearchConfig
 from core.errors import InputError
-from indexer.pipeline import IndexSummary, check_paths, run_index
+from indexer.discovery import check_paths
+from indexer.pipeline import run_index
+from indexer.summary import IndexSummary
 from models.encoder import Encoder
 from search.searcher import Hit, SearchRequest, search_batch
 from search.summarize import AbstractiveSummarizer, Summary, SummaryConfig, summarize_hits
@@ -165,6 +168,26 @@ class Index:
         """Files, documents and chunks per language, model, vector store, size (no model load)."""
         with self._lock:
             return self.store.info()
+
+    def examples(self) -> dict[str, str]:
+        """One short document title per language, to offer as example queries (a leading section
+        number like "1.2.4." is no part of what a person would type)."""
+        with self._lock:
+            titles = self.store.documents.example_titles()
+        return {lang: re.sub(r"^[\d.]+\s+", "", found[0]) for lang, found in titles.items() if found}
+
+    def roots(self) -> list[str]:
+        """The folders and files that `add` (or `xlsearch index`) was given."""
+        with self._lock:
+            return self.store.documents.roots()
+
+    def relative_path(self, path: str) -> str:
+        """`path` relative to the indexed folder it lies under (the innermost), else as it is:
+        what a reader needs to tell hits apart, without the prefix they all share."""
+        if path in (roots := self.roots()):
+            return Path(path).name
+        under = [r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)]
+        return path[len(max(under, key=len).rstrip(os.sep)) + 1 :] if under else path
 
     def document(self, doc_id: int) -> dict | None:
         """A document's id, title, path, key, lang and text, or None."""
