@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def embed(model, precision, batch_size):
 @model_option
 @precision_option
 @click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Folder of english<TAB>chinese dev TSVs (default: $XLSEARCH_DEV_DATA, else ../shared/data/parallel/dev).")
+              help="Folder of english<TAB>chinese dev TSVs. Default: $XLSEARCH_DEV_DATA, else ../shared/data/parallel/dev, "
+                   "which exists only beside a development checkout of xlsearch.")
 @click.option("--sets", default=None, help="Comma-separated dev file stems (default: all in --data).")
 @click.option("--limit", type=click.IntRange(10), default=None, help="First N pairs of each set (quick checks).")
 @click.option("--balance/--no-balance", default=False, show_default=True,
@@ -72,6 +74,10 @@ def eval_command(ctx, model, precision, data, sets, limit, balance, as_json):
     from models.encoder import Encoder
     from training.evaluate import format_table, run_eval
 
+    if data is None and not default_dev_dir().is_dir():
+        where = (f"$XLSEARCH_DEV_DATA is {default_dev_dir()}, which is not a folder" if os.environ.get("XLSEARCH_DEV_DATA") else
+                 f"the default folder {default_dev_dir()} exists only beside a development checkout of xlsearch")
+        raise InputError(f"no dev data: {where} — pass --data DIR (english<TAB>chinese TSV files) or set XLSEARCH_DEV_DATA")
     result = run_eval(
         Encoder.load(model, precision=precision), data or default_dev_dir(), sets.split(",") if sets else None, limit,
         progress=not ctx.obj["quiet"] and not as_json, balance=balance,

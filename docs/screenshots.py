@@ -2,7 +2,7 @@
 
     python docs/screenshots.py [--url http://127.0.0.1:8000]
 
-Writes docs/en-query-zh-hits.png and docs/zh-query-en-hits.png with headless Chromium
+Writes docs/home.png, docs/en-query-zh-hits.png and docs/zh-query-en-hits.png with headless Chromium
 (Debian's chromium + chromium-driver).
 """
 
@@ -19,6 +19,7 @@ from selenium.webdriver.chrome.service import Service
 
 HERE = Path(__file__).resolve().parent
 SHOTS = {
+    "home.png": {},
     "en-query-zh-hits.png": {"q": "how do I shut down the system", "summary": "true"},
     "zh-query-en-hits.png": {"q": "如何配置 sudo", "summary": "true"},
 }
@@ -38,7 +39,7 @@ def main() -> None:
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
         try:
             for name, params in SHOTS.items():
-                driver.get(f"{args.url}/?{urlencode(params)}")
+                driver.get(f"{args.url}/?{urlencode(params)}" if params else f"{args.url}/")
                 driver.save_screenshot(str(HERE / name))
                 print(HERE / name)
         finally:

@@ -196,3 +196,23 @@ def test_search_with_summary(run, docs, tmp_path, tiny_model_dir):
     assert r.stdout.startswith("Summary: ")
     r = run("search", "fox", "--db", db, "--summarizer", tmp_path)
     assert r.exit_code == 1 and "not a transformers model folder" in r.stderr
+
+
+def test_eval_without_dev_data_says_where_the_default_lives(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("XLSEARCH_DEV_DATA", str(tmp_path / "missing"))
+    r = run("eval")
+    assert r.exit_code == 2 and "$XLSEARCH_DEV_DATA is" in r.stderr and "pass --data DIR" in r.stderr
+    monkeypatch.delenv("XLSEARCH_DEV_DATA")
+    monkeypatch.setattr("core.pairs._shared_parallel_dir", lambda: tmp_path / "nowhere")
+    r = run("eval")
+    assert r.exit_code == 2 and "exists only beside a development checkout" in r.stderr
+
+
+def test_search_dates_before_year_2_are_before_every_file(run, tiny_model_dir, tmp_path):
+    (tmp_path / "a.md").write_text("the quick brown fox", encoding="utf-8")
+    db = tmp_path / "idx"
+    assert run("index", tmp_path / "a.md", "--db", db).exit_code == 0
+    after = run("search", "fox", "--db", db, "--after", "0001-01-01", "--json")
+    assert after.exit_code == 0 and len(json.loads(after.stdout)["hits"]) == 1
+    before = run("search", "fox", "--db", db, "--before", "0001-01-01", "--json")
+    assert before.exit_code == 0 and json.loads(before.stdout)["hits"] == []
