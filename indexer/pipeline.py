@@ -64,13 +64,13 @@ def run_index(
     known = store.documents.file_hashes()
     pending: list[tuple[FileRecord, bool]] = []  # (record, is_update)
     pending_chunks = 0
-    bar = tqdm(total=len(files), unit="file", desc="indexing", disable=not progress, dynamic_ncols=True)
+    bar = ChunkProgress(_sizes(files), summary, enabled=progress)
 
     def flush() -> None:
         nonlocal pending, pending_chunks
         if not pending:
             return
-        _embed([f for f, _ in pending], encoder, config.batch_size, bar, summary, started)
+        _embed([f for f, _ in pending], encoder, config.batch_size, bar, summary)
         store.write_files([f for f, _ in pending], roots=roots)  # the roots: to show paths relative to them
         for record, is_update in pending:
             summary.updated += is_update
@@ -79,23 +79,26 @@ def run_index(
         pending, pending_chunks = [], 0
 
     for path in files:
-        bar.update(1)
         key = str(path)
         try:
             data = path.read_bytes()
             info = path.stat()
         except OSError as exc:
             summary.skipped.append((key, f"cannot read: {exc.strerror or exc}"))
+            bar.passed_over(path)
             continue
         sha = hashlib.sha256(data).hexdigest()
         if known.get(key) == sha:
             summary.unchanged += 1
+            bar.passed_over(path)
             continue
         try:
             documents = parse_file(path, data, encoder, config)
         except FileSkipped as exc:
             summary.skipped.append((key, str(exc)))
+            bar.passed_over(path)
             continue
+        bar.parsed(path, sum(len(d.chunks) for d in documents))
         record = FileRecord(key, sha, info.st_size, info.st_mtime, file_type(path) or "text", documents)  # read_file took it as text
         pending.append((record, key in known))
         pending_chunks += sum(len(d.chunks) for d in documents)
@@ -114,13 +117,12 @@ def run_index(
     return summary
 
 
-def _embed(files: list[FileRecord], encoder: Encoder, batch_size: int, bar: tqdm, summary: IndexSummary, started: float) -> None:
+def _embed(files: list[FileRecord], encoder: Encoder, batch_size: int, bar: ChunkProgress, summary: IndexSummary) -> None:
     chunks = [(doc, c) for f in files for doc in f.documents for c in doc.chunks]
 
     def on_batch(n: int) -> None:
         summary.chunks += n
-        elapsed = time.monotonic() - started
-        bar.set_postfix(chunks=summary.chunks, chunks_per_s=f"{summary.chunks / elapsed:.1f}" if elapsed else "-")
+        bar.embedded(n)
 
     try:
         vectors = encoder.encode([doc.text[c.start : c.end] for doc, c in chunks], "passage", batch_size, on_batch)
@@ -134,6 +136,66 @@ def _embed(files: list[FileRecord], encoder: Encoder, batch_size: int, bar: tqdm
         ) from None
     for (_, chunk), vector in zip(chunks, vectors):
         chunk.vector = vector
+
+
+class ChunkProgress:
+    """The bar of an index run, in chunks embedded, with tqdm's rate and ETA, and the file counts.
+
+    Chunks are only known once a file is parsed, so the total is an estimate that sharpens as the
+    run goes: the chunks of the files parsed so far, plus the bytes still to read at the same
+    chunks per byte. Files passed over (unchanged, skipped) leave the estimate; nothing is
+    guessed before the first file is parsed. Shown only on a terminal (tqdm's `disable=None`),
+    never with --json or -q.
+    """
+
+    def __init__(self, sizes: dict[Path, int], summary: IndexSummary, enabled: bool = True):
+        self.sizes, self.summary = sizes, summary
+        self.bytes_left = sum(sizes.values())  # of files not yet read
+        self.parsed_bytes = self.parsed_chunks = 0
+        self.bar = tqdm(total=None, unit="chunk", desc="embedding", disable=None if enabled else True, dynamic_ncols=True)
+
+    def passed_over(self, path: Path) -> None:
+        self.bytes_left -= self.sizes.get(path, 0)
+        self._show()
+
+    def parsed(self, path: Path, chunks: int) -> None:
+        size = self.sizes.get(path, 0)
+        self.bytes_left -= size
+        self.parsed_bytes += size
+        self.parsed_chunks += chunks
+        self._show()
+
+    def embedded(self, n: int) -> None:
+        self.bar.update(n)
+
+    def estimate(self) -> int | None:
+        """Chunks this run will embed in all, as far as can be told now."""
+        if not self.parsed_bytes:
+            return None
+        return self.parsed_chunks + round(max(self.bytes_left, 0) * self.parsed_chunks / self.parsed_bytes)
+
+    def _show(self) -> None:
+        if self.bar.disable:
+            return
+        estimate = self.estimate()
+        if estimate is not None:
+            self.bar.total = max(estimate, self.bar.n)
+        s = self.summary
+        self.bar.set_postfix_str(f"{s.found} files: {s.unchanged} unchanged, {len(s.skipped)} skipped", refresh=True)
+
+    def close(self) -> None:
+        self.bar.total = self.bar.n  # what was embedded is the whole
+        self.bar.close()
+
+
+def _sizes(files: Sequence[Path]) -> dict[Path, int]:
+    sizes = {}
+    for path in files:
+        try:
+            sizes[path] = path.stat().st_size
+        except OSError:  # read later, and skipped then with the reason
+            sizes[path] = 0
+    return sizes
 
 
 def _out_of_memory(exc: BaseException) -> bool:

@@ -117,3 +117,41 @@ def test_symlink_loop_does_not_hang(tmp_path, tiny_encoder):
     (root / "self").symlink_to(root, target_is_directory=True)
     summary = index([root], tmp_path / "idx", tiny_encoder)
     assert summary.added == 1
+
+
+def test_progress_counts_chunks_and_estimates_the_total_from_bytes(tmp_path):
+    from indexer.pipeline import ChunkProgress
+    from indexer.summary import IndexSummary
+
+    sizes = {tmp_path / name: size for name, size in (("a", 1000), ("b", 1000), ("c", 2000), ("d", 500))}
+    progress = ChunkProgress(sizes, IndexSummary(), enabled=False)
+    assert progress.estimate() is None  # nothing guessed before a file is parsed
+    progress.passed_over(tmp_path / "d")  # unchanged: no chunks to come from it
+    progress.parsed(tmp_path / "a", 10)
+    assert progress.estimate() == 10 + 30  # 3000 bytes left at 10 chunks per 1000
+    progress.parsed(tmp_path / "b", 30)
+    assert progress.estimate() == 40 + 40  # 2000 bytes left at 40 chunks per 2000
+    progress.parsed(tmp_path / "c", 50)
+    assert progress.estimate() == 90
+    progress.close()
+
+
+def test_the_bar_shows_on_a_terminal_only(tmp_path, monkeypatch, capsys):
+    import io
+
+    from indexer.pipeline import ChunkProgress
+    from indexer.summary import IndexSummary
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    shown = Terminal()
+    monkeypatch.setattr("sys.stderr", shown)
+    progress = ChunkProgress({tmp_path / "a": 100}, IndexSummary(found=1), enabled=True)
+    progress.parsed(tmp_path / "a", 4)
+    progress.embedded(4)
+    progress.close()
+    assert "embedding" in shown.getvalue() and "4/4" in shown.getvalue() and "1 files: 0 unchanged, 0 skipped" in shown.getvalue()
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar
+    assert ChunkProgress({}, IndexSummary(), enabled=True).bar.disable
