@@ -217,7 +217,7 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
         for cid, score in scores.items():
             doc = rows[cid]["doc_id"]
             matches[doc] = matches.get(doc, 0) + 1
-            if doc not in best or score > best[doc][0]:
+            if doc not in best or (score, -cid) > (best[doc][0], -best[doc][1]):  # a tie goes to the lower chunk id
                 best[doc] = (score, cid)
         distinct = _collapse(best, rows)
         if len(distinct) >= want or fetch >= total:
@@ -232,7 +232,8 @@ def _collapse(best: dict[int, tuple[float, int]], rows: dict) -> list[tuple[floa
     The same file copied under several paths (same hash, same row key) is one answer, not a
     page of copies: it is shown once, at its best rank, with the other paths as "also at".
     """
-    ranked = sorted(best.values(), key=lambda t: -t[0])
+    # equal scores (copies of one text) in chunk-id order, whatever order the vector search gave them
+    ranked = sorted(best.values(), key=lambda t: (-t[0], t[1]))
     first: dict[tuple[str, str], list[str]] = {}
     out = []
     for score, cid in ranked:

@@ -166,3 +166,23 @@ def test_concurrent_http_searches_are_batched_and_answered_correctly(db):
             assert [h["doc_id"] for h in r.json()["hits"]] == [h["doc_id"] for h in expected[q]["hits"]], q
         batches = {int(size): n for size, n in client.get("/healthz").json()["search_batches"].items()}
         assert sum(size * n for size, n in batches.items()) == 1 + len(expected) + len(queries)  # the warm-up too
+
+
+def test_equal_scores_keep_one_order_alone_and_in_a_batch(tmp_path, tiny_model_dir):
+    """Copies of one text (in files that differ, so not collapsed) score exactly alike; their
+    order is by chunk id, not by whichever order a single or a batched vector search gave them
+    (a soak run under load saw such pairs swap)."""
+    import xlsearch
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, name in enumerate(("b.md", "a.md", "c.md")):
+        (docs / name).write_text("the same sentence about the lazy dog" + "\n" * (i + 1), encoding="utf-8")
+    (docs / "other.md").write_text("something else entirely", encoding="utf-8")
+    with xlsearch.Index(tmp_path / "idx", tiny_model_dir, create=True) as index:
+        index.add([docs])
+        alone = index.search("lazy dog", k=4, mode="dense")
+        copies = [h for h in alone if h.path != str(docs / "other.md")]
+        assert len({h.score for h in copies}) == 1 and [h.chunk_id for h in copies] == sorted(h.chunk_id for h in copies)
+        batched = index.search_batch([SearchRequest(q, k=4, mode="dense") for q in ("fox", "lazy dog", "rank", "lazy dog")])
+        assert batched[1] == batched[3] == alone
