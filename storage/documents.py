@@ -191,13 +191,18 @@ class DocumentStore:
 
     @storage_errors
     def vector_sample(self, per_language: int) -> dict[str, np.ndarray]:
-        """Up to `per_language` chunk vectors of each language: a fixed pseudo-random pick (the
-        same chunks every time for the same collection), cheap enough to take per generation."""
+        """Up to `per_language` chunk vectors of each language: a fixed pseudo-random pick, cheap
+        enough to take per generation. The pick goes by a hash of each chunk's text, not by chunk
+        id (a file removed and added again gets new ids) nor by its vector (embedded in another
+        batch, a text's vector differs in its last bits): the same collection gets the same
+        sample whatever its history, so the same content ranks the same."""
         dim = self.dim
         samples = {}
         for (lang,) in self.db.execute("select distinct lang from chunks").fetchall():
             rows = self.db.execute(
-                "select id, vector from chunks where lang = ? order by (id * 2654435761) % 4294967296 limit ?", [lang, per_language]
+                """select c.id, c.vector from chunks c join documents d on d.id = c.doc_id where c.lang = ?
+                   order by content_hash(substr(d.text, c.start + 1, c."end" - c.start)), c.id limit ?""",
+                [lang, per_language],
             )
             vecs = [_vector(cid, blob, dim) for cid, blob in rows]
             samples[lang] = np.vstack(vecs) if vecs else np.zeros((0, dim), np.float32)

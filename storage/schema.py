@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import zlib
 from pathlib import Path
 
 import sqlite_utils
@@ -32,6 +33,7 @@ def connect(path: Path) -> sqlite_utils.Database:
         db = sqlite_utils.Database(conn)
         db.execute("pragma journal_mode = wal")
         db.execute("pragma synchronous = normal")
+        conn.create_function("content_hash", 1, _content_hash, deterministic=True)
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()  # leave no -wal/-shm files behind in a damaged index
@@ -41,6 +43,13 @@ def connect(path: Path) -> sqlite_utils.Database:
             f"{path} cannot be opened ({exc}) — the index is damaged; rebuild it into a new --db directory"
         ) from exc
     return db
+
+
+def _content_hash(value: str | bytes | None) -> int:
+    """A stable hash of a value (CRC-32), for picks that must depend on content, not on row ids."""
+    if value is None:
+        return 0
+    return zlib.crc32(value.encode("utf-8") if isinstance(value, str) else value)
 
 
 def create_database(db_dir: Path, identity: ModelIdentity, index_type: str) -> None:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from search.calibration import LanguageCalibration, sample_by_language
 
@@ -34,3 +35,34 @@ def test_small_languages_use_the_pooled_background():
 def test_empty_collection_passes_scores_through():
     out = LanguageCalibration({})(np.ones(4), np.array([0.5]), ["en"])
     assert out.tolist() == [0.5]
+
+
+def test_the_calibration_sample_depends_on_content_not_on_history(tmp_path, tiny_model_dir):
+    """A file removed and indexed again gets new chunk ids; the sample, and so the ranking, stay."""
+    import numpy as np
+
+    import xlsearch
+    from core.config import IndexConfig
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(40):
+        (docs / f"{i}.md").write_text(f"note {i}: the quick brown fox number {i} jumps over dog {i * 7}", encoding="utf-8")
+    (docs / "zh.md").write_text("快速的棕色狐狸跳过了懒狗。", encoding="utf-8")
+    with xlsearch.Index(tmp_path / "idx", tiny_model_dir, create=True) as index:
+        index.add([docs])
+        before = index.store.documents.vector_sample(8)
+        hits = index.search("brown fox", k=5)
+        kept = {p: p.read_text(encoding="utf-8") for p in docs.glob("[0-9]*.md")}
+        for path in kept:
+            path.unlink()
+        index.add([docs], IndexConfig(prune=True))
+        for path, text in sorted(kept.items(), reverse=True):  # back in another order, under new ids
+            path.write_text(text, encoding="utf-8")
+            index.add([path])
+        after = index.store.documents.vector_sample(8)
+        assert before.keys() == after.keys()
+        assert all(np.allclose(before[lang], after[lang], atol=1e-5) for lang in before)  # the same texts, re-embedded
+        again = index.search("brown fox", k=5)
+        assert [h.path for h in again] == [h.path for h in hits]
+        assert [h.score for h in again] == pytest.approx([h.score for h in hits], abs=1e-3)
