@@ -28,6 +28,10 @@ from storage.store import Store
 from .calibration import language_calibration
 from .snippets import candidate_sentences, highlight_terms, make_snippet, term_hits
 
+# Hits are ordered by their score as shown (rounded to this many decimals), ties by chunk id: so
+# copies of one text, and near-ties that float rounding could flip (a query embedded alone or in
+# a server's batch differs in its last bits), come in one order whichever way they were searched.
+SCORE_DECIMALS = 4
 BALANCE_FETCH = 200  # candidates scored per query when balancing, so both languages are present
 
 
@@ -217,7 +221,7 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
         for cid, score in scores.items():
             doc = rows[cid]["doc_id"]
             matches[doc] = matches.get(doc, 0) + 1
-            if doc not in best or (score, -cid) > (best[doc][0], -best[doc][1]):  # a tie goes to the lower chunk id
+            if doc not in best or (round(score, SCORE_DECIMALS), -cid) > (round(best[doc][0], SCORE_DECIMALS), -best[doc][1]):
                 best[doc] = (score, cid)
         distinct = _collapse(best, rows)
         if len(distinct) >= want or fetch >= total:
@@ -232,8 +236,7 @@ def _collapse(best: dict[int, tuple[float, int]], rows: dict) -> list[tuple[floa
     The same file copied under several paths (same hash, same row key) is one answer, not a
     page of copies: it is shown once, at its best rank, with the other paths as "also at".
     """
-    # equal scores (copies of one text) in chunk-id order, whatever order the vector search gave them
-    ranked = sorted(best.values(), key=lambda t: (-t[0], t[1]))
+    ranked = sorted(best.values(), key=lambda t: (-round(t[0], SCORE_DECIMALS), t[1]))
     first: dict[tuple[str, str], list[str]] = {}
     out = []
     for score, cid in ranked:
@@ -256,7 +259,7 @@ def _hits(encoder: Encoder, request: SearchRequest, qvec, top, rows, similarity,
         sim = similarity.get(cid)
         snippet = make_snippet(row["text"], request.query, sentence_scores.get(i - request.offset))
         hits.append(Hit(
-            rank=i + 1, score=round(score, 4), similarity=None if sim is None else round(sim, 4), doc_id=row["doc_id"],
+            rank=i + 1, score=round(score, SCORE_DECIMALS), similarity=None if sim is None else round(sim, 4), doc_id=row["doc_id"],
             chunk_id=cid, lang=row["lang"], doc_lang=row["doc_lang"], title=row["title"], path=row["path"], key=row["key"],
             snippet=snippet.text, start=row["start"], end=row["end"], more_chunks=matches[row["doc_id"]] - 1,
             highlights=snippet.marks, also_at=sorted(also_at),
