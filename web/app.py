@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import fastapi_offline
@@ -28,6 +29,7 @@ from search.searcher import Filters, Hit, SearchRequest, day_start
 from search.snippets import segments
 from search.summarize import reader_language
 from xlsearch import Index
+from xlsearch.index import relative_path
 
 from .batching import MicroBatcher
 from .schema import (
@@ -214,7 +216,7 @@ def create_app(served: Engine | Path | str, model: str | None = None, summarizer
         context = {
             "reader": reader_language(q), "q": q, "lang": lang, "hits": hits[:k], "error": error, "langs": LANG_FILTERS,
             "page": page, "k": k, "per_page_default": PAGE_SIZE, "has_next": len(hits) > k, "summary": digest,
-            "want_summary": summary, "elapsed_ms": elapsed_ms, "shown_path": index.relative_path,
+            "want_summary": summary, "elapsed_ms": elapsed_ms, "shown_path": partial(relative_path, roots=index.roots()),
             "collection": None if q.strip() else _collection(index),
         }
         return templates.TemplateResponse(request, "search.html", context)

@@ -33,6 +33,15 @@ from storage.store import Store
 from storage.store import exists as index_exists
 
 
+def relative_path(path: str, roots: Sequence[str]) -> str:
+    """`path` relative to the root it lies under (the innermost), its name if it is a root, else
+    as it is: what a reader needs to tell hits apart, without the prefix they all share."""
+    if path in roots:
+        return Path(path).name
+    under = [r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)]
+    return path[len(max(under, key=len).rstrip(os.sep)) + 1 :] if under else path
+
+
 class Index:
     """An index directory with the model its vectors were made with.
 
@@ -182,12 +191,8 @@ class Index:
             return self.store.documents.roots()
 
     def relative_path(self, path: str) -> str:
-        """`path` relative to the indexed folder it lies under (the innermost), else as it is:
-        what a reader needs to tell hits apart, without the prefix they all share."""
-        if path in (roots := self.roots()):
-            return Path(path).name
-        under = [r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)]
-        return path[len(max(under, key=len).rstrip(os.sep)) + 1 :] if under else path
+        """`path` relative to the indexed folder it lies under (see `relative_path`)."""
+        return relative_path(path, self.roots())
 
     def document(self, doc_id: int) -> dict | None:
         """A document's id, title, path, key, lang and text, or None."""
