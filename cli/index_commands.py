@@ -118,11 +118,10 @@ def search(query, db, model, precision, k, lang, balance, mode, path_glob, file_
         click.echo(f"Summary: {digest.text or '(nothing to summarise)'}\n")
     if not hits:
         click.echo("no hits")
-    for h in hits:
-        where = h.path + (f" [{h.key}]" if h.key else "")
+    for h in hits:  # the score shown is the one the hits are ordered by (--json also has the raw cosine)
+        where = h.path + (f" [{h.key}]" if h.key else "") + "".join(f"\n    also at {p}" for p in h.also_at)
         more = f"  (+{h.more_chunks} more in this document)" if h.more_chunks else ""
-        sim = "  -  " if h.similarity is None else f"{h.similarity:.3f}"
-        click.echo(f"{h.rank:>2}. [{h.doc_lang}] {sim}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
+        click.echo(f"{h.rank:>2}. [{h.doc_lang}] {h.score:6.2f}  {h.title}{more}\n    {where}\n    {h.snippet}\n")
 
 
 @click.command()

@@ -216,3 +216,19 @@ def test_search_dates_before_year_2_are_before_every_file(run, tiny_model_dir, t
     assert after.exit_code == 0 and len(json.loads(after.stdout)["hits"]) == 1
     before = run("search", "fox", "--db", db, "--before", "0001-01-01", "--json")
     assert before.exit_code == 0 and json.loads(before.stdout)["hits"] == []
+
+
+def test_search_shows_the_score_it_orders_by(run, tiny_model_dir, tmp_path):
+    import re
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(["the quick brown fox", "a lazy dog sleeps", "search engines rank documents", "狐狸跳过了懒狗"]):
+        (docs / f"{i}.md").write_text(text, encoding="utf-8")
+    (docs / "copy.md").write_text("the quick brown fox", encoding="utf-8")  # the same file twice: one hit
+    db = tmp_path / "idx"
+    assert run("index", docs, "--db", db).exit_code == 0
+    r = run("search", "brown fox", "--db", db)
+    shown = [float(s) for s in re.findall(r"^ ?\d+\. \[\w+\]\s+(-?\d+\.\d\d)  ", r.stdout, re.M)]
+    assert len(shown) == 4 and shown == sorted(shown, reverse=True)
+    assert "also at " in r.stdout
