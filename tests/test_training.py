@@ -354,18 +354,18 @@ def test_twenty_steps_lower_the_loss_and_a_resumed_run_equals_one_run(parallel, 
 
 
 def test_a_trained_folder_is_a_working_model_and_its_patch_rebuilds_it(parallel, tiny_model_dir, tmp_path):
-    from models.encoder import Encoder
     from models.modelfolder import apply_patch
+    from models.torch_encoder import TorchEncoder
     from training.train import train
 
     out = tmp_path / "run"
     train(load_config(None, _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 3})), progress=False)
     model = out / "model"
-    trained = Encoder(model).encode(["the quick brown fox", "快速的棕色狐狸"], kind="query")
-    base = Encoder(tiny_model_dir).encode(["the quick brown fox", "快速的棕色狐狸"], kind="query")
+    trained = TorchEncoder(model).encode(["the quick brown fox", "快速的棕色狐狸"], kind="query")
+    base = TorchEncoder(tiny_model_dir).encode(["the quick brown fox", "快速的棕色狐狸"], kind="query")
     assert trained.shape == base.shape and not torch.allclose(torch.as_tensor(trained), torch.as_tensor(base))
     rebuilt = apply_patch(tiny_model_dir, model / "trained.safetensors", tmp_path / "rebuilt", {"name": "rebuilt"})
-    again = Encoder(rebuilt).encode(["the quick brown fox", "快速的棕色狐狸"], kind="query")
+    again = TorchEncoder(rebuilt).encode(["the quick brown fox", "快速的棕色狐狸"], kind="query")
     assert torch.allclose(torch.as_tensor(again), torch.as_tensor(trained), atol=2e-3), "fp16 patch ≈ the trained weights"
     assert json.loads((rebuilt / "xlsearch_model.json").read_text())["name"] == "rebuilt"
 
@@ -456,8 +456,8 @@ def test_lora_starts_at_the_base_and_merges_exactly():
 
 
 def test_a_lora_run_ships_only_adapters_that_rebuild_the_model(parallel, tiny_model_dir, tmp_path):
-    from models.encoder import Encoder
     from models.modelfolder import apply_patch
+    from models.torch_encoder import TorchEncoder
     from training.train import train
 
     out = tmp_path / "lora"
@@ -467,7 +467,41 @@ def test_a_lora_run_ships_only_adapters_that_rebuild_the_model(parallel, tiny_mo
     assert patch and all(k.endswith((".lora_A", ".lora_B")) for k in patch)
     assert {k.rsplit(".", 2)[-2] for k in patch} == {"query", "value"}
     texts = ["the quick brown fox", "快速的棕色狐狸"]
-    trained = Encoder(out / "model").encode(texts, "query")
-    assert not torch.allclose(torch.as_tensor(trained), torch.as_tensor(Encoder(tiny_model_dir).encode(texts, "query")))
+    trained = TorchEncoder(out / "model").encode(texts, "query")
+    assert not torch.allclose(torch.as_tensor(trained), torch.as_tensor(TorchEncoder(tiny_model_dir).encode(texts, "query")))
     rebuilt = apply_patch(tiny_model_dir, out / "model" / "trained.safetensors", tmp_path / "rebuilt", {"name": "rebuilt"})
-    assert torch.allclose(torch.as_tensor(Encoder(rebuilt).encode(texts, "query")), torch.as_tensor(trained), atol=2e-3)
+    assert torch.allclose(torch.as_tensor(TorchEncoder(rebuilt).encode(texts, "query")), torch.as_tensor(trained), atol=2e-3)
+
+
+def test_a_shallower_student_learns_from_a_named_teacher_and_ships_as_a_patch(parallel, tiny_model_dir, tmp_path):
+    """keep_layers cuts the student down; same_text distils each side onto the teacher's own
+    vector of that text; the patch rebuilds the shallow model from the full-depth base."""
+    from models.modelfolder import apply_patch, patch_info
+    from models.torch_encoder import TorchEncoder
+    from training.train import train
+
+    out = tmp_path / "student"
+    settings = _settings(parallel, tiny_model_dir, out, **{
+        "optim.max_steps": 4, "model.keep_layers": [1], "distill.target": "same_text", "distill.teacher": str(tiny_model_dir),
+    })
+    train(load_config(None, settings), progress=False)
+    model = out / "model"
+    assert json.loads((model / "config.json").read_text())["num_hidden_layers"] == 1
+    assert patch_info(model / "trained.safetensors")["num_hidden_layers"] == 1
+    student = TorchEncoder(model)
+    assert len(student.model[0].auto_model.encoder.layer) == 1
+    rebuilt = apply_patch(tiny_model_dir, model / "trained.safetensors", tmp_path / "rebuilt", {"name": "rebuilt"})
+    assert json.loads((rebuilt / "config.json").read_text())["num_hidden_layers"] == 1
+    texts = ["the quick brown fox", "快速的棕色狐狸"]
+    assert torch.allclose(torch.as_tensor(TorchEncoder(rebuilt).encode(texts)), torch.as_tensor(student.encode(texts)), atol=2e-3)
+
+
+def test_keep_layers_and_distill_target_are_checked(parallel, tiny_model_dir, tmp_path):
+    from training.train import train
+
+    with pytest.raises(InputError, match=r"model.keep_layers: \[1, 0\] — expected increasing layer numbers from 0 to 1"):
+        train(load_config(None, _settings(parallel, tiny_model_dir, tmp_path / "a", **{"model.keep_layers": [1, 0]})), progress=False)
+    with pytest.raises(InputError, match="expected a list of int"):
+        load_config(None, ["model.keep_layers=[a]"])
+    with pytest.raises(InputError, match="distill.target: 'nearest' — expected one of pair_mean, english, same_text"):
+        train(load_config(None, _settings(parallel, tiny_model_dir, tmp_path / "b", **{"distill.target": "nearest"})), progress=False)

@@ -33,6 +33,9 @@ class ModelConfig:
     base: str = "base"  # "base", or a local model folder
     freeze_word_embeddings: bool = True  # 96M of the 118M parameters; they stay as converted
     freeze_layers: int = 0  # also freeze the lowest N transformer layers
+    # keep only these transformer layers (0-based, in order), e.g. [0, 2, 4, 7, 9, 11]: a shallower
+    # student initialised from the teacher's own layers (DistilBERT's alternate-layer start); empty → all
+    keep_layers: list[int] = field(default_factory=list)
     lora_rank: int = 0  # > 0: train LoRA adapters of this rank instead (everything else frozen)
     lora_alpha: float = 16.0
     lora_targets: list[str] = field(default_factory=lambda: ["query", "value"])  # linear layers to adapt
@@ -52,7 +55,10 @@ class DistillConfig:
     # Chinese embeddings — aligned, and each language keeps the other's view of the meaning.
     # "english": onto the teacher's English embedding (Reimers & Gurevych 2020); Chinese then
     # inherits the teacher's weaker English same-language structure.
+    # "same_text": each side onto the teacher's embedding of that same text — a copy of the
+    # teacher's behaviour (same-language structure included), for a smaller or faster student.
     target: str = "pair_mean"
+    teacher: str | None = None  # a model name or folder; None → the student's base as loaded
 
 
 @dataclass
@@ -126,8 +132,13 @@ def _check_type(value: Any, hint: Any, path: str, source: str) -> Any:
     allowed = set(get_args(hint)) if get_origin(hint) in (Union, UnionType) else {hint}
     if value is None and type(None) in allowed:
         return value
-    if any(get_origin(a) is list for a in allowed) and isinstance(value, list):
-        return [str(v) for v in value]
+    lists = [a for a in allowed if get_origin(a) is list]
+    if lists and isinstance(value, list):
+        item = (get_args(lists[0]) or (str,))[0]
+        try:
+            return [item(v) for v in value]
+        except (TypeError, ValueError):
+            raise InputError(f"{source}: '{path}' = {value!r} — expected a list of {item.__name__}") from None
     if isinstance(value, bool):
         ok = bool in allowed
     elif isinstance(value, int):

@@ -26,7 +26,9 @@ class Distillation(nn.Module):
     """
 
     def forward(self, en: torch.Tensor, zh: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ((en - target) ** 2).sum(-1).mean() + ((zh - target) ** 2).sum(-1).mean()
+        """`target` is (n, dim), one point per pair, or (n, 2, dim): one per side (English, Chinese)."""
+        en_target, zh_target = (target[:, 0], target[:, 1]) if target.dim() == 3 else (target, target)
+        return ((en - en_target) ** 2).sum(-1).mean() + ((zh - zh_target) ** 2).sum(-1).mean()
 
 
 def pair_targets(teacher_en: torch.Tensor, teacher_zh: torch.Tensor, groups: list[str]) -> torch.Tensor:

@@ -19,11 +19,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
-from models.modelfolder import WEIGHTS, derived_folder, read_marker, save_patch, weights_dir, write_marker
+from core.errors import InputError
+from models.modelfolder import WEIGHTS, derived_folder, read_marker, rewrite, save_patch, weights_dir, write_marker
 
 
 class Student(torch.nn.Module):
-    def __init__(self, folder: Path, max_tokens: int = 64):
+    def __init__(self, folder: Path, max_tokens: int = 64, keep_layers: list[int] | None = None):
         super().__init__()
         self.folder = Path(folder)
         hf = weights_dir(self.folder)
@@ -39,6 +40,18 @@ class Student(torch.nn.Module):
         self.prompts = {"query": prompts.get("query", ""), "passage": prompts.get("passage", "")}
         self.max_tokens = max_tokens
         self.lora = False
+        if keep_layers:
+            self.keep_layers(keep_layers)
+
+    def keep_layers(self, keep: list[int]) -> None:
+        """Drop every transformer layer but `keep`: a shallower student that starts from the
+        teacher's own layers (Sanh et al. 2019 take every other one) learns far faster than one
+        started from scratch, and each layer dropped is 1/12 of e5-small's compute per token."""
+        layers = self.model.encoder.layer
+        if sorted(set(keep)) != list(keep) or keep[0] < 0 or keep[-1] >= len(layers):
+            raise InputError(f"model.keep_layers: {keep} — expected increasing layer numbers from 0 to {len(layers) - 1}")
+        self.model.encoder.layer = torch.nn.ModuleList(layers[i] for i in keep)
+        self.model.config.num_hidden_layers = len(keep)
 
     @property
     def device(self) -> torch.device:
@@ -101,6 +114,11 @@ class Student(torch.nn.Module):
 
                 state, patch = merged_state_dict(self.model), lora_patch(self.model)
             save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(weights))
+            layers = self.model.config.num_hidden_layers
+            config = weights_dir(tmp) / "config.json"
+            if json.loads(config.read_text()).get("num_hidden_layers") != layers:
+                rewrite(config, self.model.config.to_json_string())
+                info = info | {"num_hidden_layers": layers}  # apply_patch drops the base's other layers
             save_patch(patch, tmp / "trained.safetensors", info)
             write_marker(tmp, read_marker(tmp) | {"name": info.get("name", Path(dest).name), "training": info})
         return Path(dest)

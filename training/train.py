@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from core.errors import InputError
 from core.pairs import default_dev_dir, default_train_dir, read_pairs
-from models.encoder import resolve_model_path
+from models.loading import resolve_model_path
 
 from .config import TrainConfig
 from .data import batch_plan, read_monolingual, training_pairs
@@ -59,7 +59,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
 
     # --- model ------------------------------------------------------------------------------
     base = resolve_model_path(cfg.model.base)
-    student = Student(base, cfg.data.max_tokens).to(device)
+    # a teacher other than the base is loaded before the student is cut down (keep_layers)
+    teacher_model = Student(resolve_model_path(cfg.distill.teacher), cfg.data.max_tokens).to(device) if cfg.distill.teacher else None
+    student = Student(base, cfg.data.max_tokens, cfg.model.keep_layers).to(device)
     if cfg.model.lora_rank:
         student.add_lora(cfg.model.lora_rank, cfg.model.lora_alpha, cfg.model.lora_targets)
     else:
@@ -82,7 +84,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
 
     # The teacher is the model as loaded, run once over the training pairs before any step.
-    teacher = _distill_targets(cfg.distill.target, student, pairs, kinds, out) if "distill" in weights else None
+    teacher = _distill_targets(cfg.distill.target, teacher_model or student, pairs, kinds, out) if "distill" in weights else None
+    del teacher_model  # its vectors are all a run needs of it
 
     # --- objectives and optimiser --------------------------------------------------------------
     distill = Distillation()
@@ -214,20 +217,24 @@ def _plan_key(cfg: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-DISTILL_TARGETS = ("pair_mean", "english")
+DISTILL_TARGETS = ("pair_mean", "english", "same_text")
 
 
-def _distill_targets(target: str, student: Student, pairs: list[tuple[str, str]], kinds: list[str], out: Path) -> torch.Tensor:
+def _distill_targets(target: str, teacher: Student, pairs: list[tuple[str, str]], kinds: list[str], out: Path) -> torch.Tensor:
     if target not in DISTILL_TARGETS:
         raise InputError(f"distill.target: '{target}' — expected one of {', '.join(DISTILL_TARGETS)}")
-    teacher_en = _teacher_vectors(student, [e for e, _ in pairs], kinds, out)
+    teacher_en = _teacher_vectors(teacher, [e for e, _ in pairs], kinds, out)
     if target == "english":
         return teacher_en
-    return pair_targets(teacher_en, _teacher_vectors(student, [z for _, z in pairs], kinds, out), kinds)
+    teacher_zh = _teacher_vectors(teacher, [z for _, z in pairs], kinds, out)
+    if target == "same_text":
+        return torch.stack([teacher_en, teacher_zh], dim=1)
+    return pair_targets(teacher_en, teacher_zh, kinds)
 
 
 def _teacher_vectors(student: Student, texts: list[str], kinds: list[str], out: Path) -> torch.Tensor:
-    """The untrained model's embeddings of one side of the pairs, cached in the run folder."""
+    """The teacher's embeddings of one side of the pairs (the untrained model's unless the recipe
+    names a teacher), cached in the run folder."""
     text = json.dumps([[t, k] for t, k in zip(texts, kinds)], ensure_ascii=False) + f"|{student.max_tokens}|{student.folder}"
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = out / f"teacher-{key}.pt"
