@@ -258,14 +258,14 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     args = ap.parse_args()
 
-    from models.encoder import Encoder
+    from models.loading import load_encoder
 
     db, summary, model = collection_from_args(args)
     collection = collection_report(db, summary)
     ids, vectors = store_vectors(db)
     texts = [q["text"] for q in dev_queries(args.queries, args.seed, load_tokenizer(model), collection_texts_in(db))]
     t = time.perf_counter()
-    queries = np.ascontiguousarray(Encoder.for_index(None, str(model)).encode(texts, "query"), np.float32)
+    queries = np.ascontiguousarray(load_encoder(str(model), runtime="torch").encode(texts, "query"), np.float32)
     encode_s = time.perf_counter() - t
 
     kinds = {"flat": measure("flat", ids, vectors, queries, None)}

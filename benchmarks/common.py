@@ -214,7 +214,7 @@ def add_collection_args(ap) -> None:
 
 def collection_from_args(args) -> tuple[Path, dict | None, Path]:
     """(index folder, its build summary or None for --db, the index's model folder)."""
-    from models.encoder import resolve_model_path
+    from models.loading import resolve_model_path
     from storage.store import Store
 
     if args.db:

@@ -23,8 +23,9 @@ import numpy as np  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from core.pairs import default_dev_dir, read_pairs  # noqa: E402
-from models.convert import PROMPTS, ensure_base_model  # noqa: E402
-from models.encoder import Encoder  # noqa: E402
+from models.convert import PROMPTS  # noqa: E402
+from models.named import ensure_base_model  # noqa: E402
+from models.torch_encoder import TorchEncoder as Encoder  # noqa: E402
 from tests.parity_strings import long_strings, parity_strings  # noqa: E402
 
 

@@ -303,7 +303,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from models.encoder import resolve_model_path
+    from models.loading import resolve_model_path
 
     args.model_path = str(resolve_model_path(args.model))
     tokenizer = AutoTokenizer.from_pretrained(args.model_path)

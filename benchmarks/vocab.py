@@ -7,7 +7,7 @@ the original and the pruned folder:
 
 - pieces in the vocabulary, model.safetensors bytes, folder bytes (every file at its full size,
   hard links included — what copying the folder elsewhere would take);
-- load time: `Encoder(path)` in a fresh Python process (imports of torch, transformers and
+- load time: `TorchEncoder(path)` in a fresh Python process (imports of torch, transformers and
   sentence-transformers done before the clock starts), median of `--loads`
   runs. "Cold-ish": each run is a new process, but the OS page cache is warm after the first,
   so this measures deserialising and building the model, not disk reads;
@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 from benchmarks.common import RESULTS, machine_info, stamp, write_result  # noqa: E402
 from core.config import xlsearch_home  # noqa: E402
 from core.pairs import default_dev_dir, read_pairs  # noqa: E402
-from models.encoder import resolve_model_path  # noqa: E402
+from models.loading import resolve_model_path  # noqa: E402
 from models.vocab import allowed_chars, prune_vocabulary, text_is_covered, weights_file  # noqa: E402
 
 # Imports happen before the clock starts (they cost ~8 s on this machine and do not depend on the
@@ -54,13 +54,13 @@ from models.vocab import allowed_chars, prune_vocabulary, text_is_covered, weigh
 _LOAD_SCRIPT = """
 import json, sys, time
 import sentence_transformers, transformers, torch
-from models.encoder import Encoder
+from models.torch_encoder import TorchEncoder
 def hwm_mb():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
 texts = json.loads(sys.stdin.read())
 t0 = time.perf_counter()
-enc = Encoder(sys.argv[1])
+enc = TorchEncoder(sys.argv[1])
 load_s = time.perf_counter() - t0
 rss_loaded = hwm_mb()
 enc.encode(texts, "passage")
@@ -86,14 +86,14 @@ def load_runs(path: Path, texts: list[str], runs: int) -> dict:
 
 
 def compare(original: Path, pruned: Path, texts: list[str]) -> dict:
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
 
     allowed = allowed_chars()
     covered = np.array([text_is_covered(t, allowed) for t in texts])
     out: dict = {"sentences": len(texts), "covered": int(covered.sum())}
     vectors, tokens = {}, {}
     for name, path in (("original", original), ("pruned", pruned)):
-        enc = Encoder(path)  # one model in memory at a time
+        enc = TorchEncoder(path)  # one model in memory at a time
         tokens[name] = [enc.tokenizer.convert_ids_to_tokens(ids) for ids in enc._ids(texts)]
         vectors[name] = {kind: enc.encode(texts, kind) for kind in ("query", "passage")}
         del enc

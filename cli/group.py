@@ -13,15 +13,21 @@ from pathlib import Path
 
 import click
 
-from core.choices import PRECISIONS
-from core.config import AUTO_PRECISION, PRECISION_ENV, default_db_dir
+from core.choices import PRECISIONS, RUNTIMES
+from core.config import AUTO_PRECISION, PRECISION_ENV, RUNTIME_ENV, default_db_dir
 from core.errors import XlsearchError
 
 _DB_HELP = "Index directory (default: $XLSEARCH_DB, else $XLSEARCH_HOME/index, i.e. ~/.cache/xlsearch/index)."
 _MODEL_HELP = (
     "Local sentence-transformers or transformers model folder. Default: the model the index was "
     "built with, else the bundled default: xlsearch's trained e5-small with language centering. Names: "
-    "'default', 'base' (multilingual-e5-small untouched), 'base-centered' (base + centering)."
+    "'default', 'fast' (a 6-layer student of the default, about twice as fast, a little less accurate: README), "
+    "'base' (multilingual-e5-small untouched), 'base-centered' (base + centering)."
+)
+_RUNTIME_HELP = (
+    "What runs the encoder: torch (PyTorch, any model, fp32 or int8, the GPU path) or onnx (ONNX Runtime on the "
+    "model's onnx/ export, no torch import: a fresh search starts in about a second). auto = onnx for queries when "
+    "the model has an export (the named models do; `xlsearch model export-onnx` makes one), torch for indexing."
 )
 _PRECISION_HELP = (
     "Encoder arithmetic: int8 quantises the transformer on CPU (indexing ~1.2x faster, but up to 4 points "
@@ -44,6 +50,13 @@ def precision_option(f):
     return click.option(
         "--precision", type=click.Choice(["auto", *PRECISIONS], case_sensitive=False), default="auto",
         envvar=PRECISION_ENV, show_envvar=True, show_default=True, help=_PRECISION_HELP,
+    )(f)
+
+
+def runtime_option(f):
+    return click.option(
+        "--runtime", type=click.Choice(list(RUNTIMES), case_sensitive=False), default="auto",
+        envvar=RUNTIME_ENV, show_envvar=True, show_default=True, help=_RUNTIME_HELP,
     )(f)
 
 

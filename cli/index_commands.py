@@ -10,7 +10,7 @@ from core.choices import FILE_TYPES, INDEX_TYPES, LANG_FILTERS, MAX_K, MODES
 from core.config import ChunkConfig, IndexConfig
 from xlsearch import Index, IndexSummary
 
-from .group import db_dir, db_option, emit_json, log, model_option, precision_option
+from .group import db_dir, db_option, emit_json, log, model_option, precision_option, runtime_option
 
 
 @click.command()
@@ -18,6 +18,7 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @db_option
 @model_option
 @precision_option
+@runtime_option
 @click.option("--text-field", default="text", show_default=True, help="Field (JSONL) or column (CSV) holding the text.")
 @click.option("--id-field", default=None, help="Field/column with a unique row id (default: the line number).")
 @click.option("--prune", is_flag=True, help="Remove indexed files under PATHS that no longer exist.")
@@ -35,7 +36,7 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @click.option("--no-ignore", is_flag=True, help="Walk into what .gitignore files ignore, too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def index(ctx, paths, db, model, precision, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every,
+def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every,
           include, exclude, no_ignore, as_json):
     """Index files and folders: .txt .md .html .jsonl .csv (.pdf with the pdf extra), and any other
     file that is text (README, LICENSE, notes.1, app.conf).
@@ -53,9 +54,9 @@ def index(ctx, paths, db, model, precision, text_field, id_field, prune, index_t
         index_type=index_type, batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field,
         id_field=id_field, prune=prune, include=tuple(include), exclude=tuple(exclude), gitignore=not no_ignore,
     )
-    with Index(db, model, precision=precision, create=True) as opened:
+    with Index(db, model, precision=precision, create=True, runtime=runtime) as opened:
         summary = opened.add(paths, config, progress=not ctx.obj["quiet"] and not as_json)
-        precision = opened.encoder.precision
+        precision = opened.bulk_encoder.precision
     if as_json:
         emit_json({"db": str(db), **summary.to_dict(), "precision": precision})
         return
@@ -82,6 +83,7 @@ def _echo_summary(db: Path, summary: IndexSummary, precision: str, verbose: bool
 @db_option
 @model_option
 @precision_option
+@runtime_option
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of documents to return.")
 @click.option("--lang", type=click.Choice(LANG_FILTERS), default="any", show_default=True, help="Only hits in this language.")
 @click.option("--balance/--no-balance", default=True, show_default=True,
@@ -97,7 +99,7 @@ def _echo_summary(db: Path, summary: IndexSummary, precision: str, verbose: bool
 @click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Local transformers seq2seq/causal model that rewrites the summary (implies --summary).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(query, db, model, precision, k, lang, balance, mode, path_glob, file_types, after, before, offset, summary, summarizer, as_json):
+def search(query, db, model, precision, runtime, k, lang, balance, mode, path_glob, file_types, after, before, offset, summary, summarizer, as_json):
     """Search the index; QUERY may be English or Chinese, hits come in both.
 
     Hits are grouped by document (its best-matching chunk), with score, language, path and a
@@ -108,7 +110,7 @@ def search(query, db, model, precision, k, lang, balance, mode, path_glob, file_
     filters = Filters(path_glob, tuple(file_types), day_start(after and after.date()), day_start(before and before.date()))
     request = SearchRequest(query, k, lang, balance, mode, filters, offset)
     request.checked()  # an empty query should not cost a model load
-    with Index(db_dir(db), model, precision=precision, summarizer=summarizer) as opened:
+    with Index(db_dir(db), model, precision=precision, summarizer=summarizer, runtime=runtime) as opened:
         hits = opened.search(request)
         digest = opened.summarize(query, hits) if summary or summarizer else None
     if as_json:
@@ -154,11 +156,12 @@ def info(db, as_json):
 @db_option
 @model_option
 @precision_option
+@runtime_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--summarizer", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Local transformers model that rewrites summaries (default: extractive only).")
-def serve(db, model, precision, host, port, summarizer):
+def serve(db, model, precision, runtime, host, port, summarizer):
     """Serve the search page and JSON API (/api/search, /api/documents/ID, /healthz, /docs).
 
     Read-only; the model is loaded and warmed before the first request.
@@ -168,6 +171,6 @@ def serve(db, model, precision, host, port, summarizer):
     from web.app import Engine, create_app
 
     db = db_dir(db)
-    engine = Engine.open(db, model, summarizer, precision)  # fail here, as one line, rather than inside the server
+    engine = Engine.open(db, model, summarizer, precision, runtime)  # fail here, as one line, rather than inside the server
     log.info("serving %s on http://%s:%d", db, host, port)
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")

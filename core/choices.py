@@ -14,6 +14,7 @@ MODES = ("dense", "lexical", "hybrid")  # --mode / ?mode=
 FILE_TYPES = ("text", "markdown", "html", "jsonl", "csv", "pdf")  # --type / ?type=, what indexer.readers reads
 KINDS = ("query", "passage")  # how a text is embedded (prompts differ)
 PRECISIONS = ("fp32", "int8")  # what an Encoder can run at; "auto" picks one
+RUNTIMES = ("auto", "torch", "onnx")  # what runs the encoder (models/encoder.py: load_encoder)
 
 MAX_QUERY_CHARS = 2000  # longer queries are refused (CLI and HTTP alike)
 MAX_K = 1000  # hits per request, and the deepest offset

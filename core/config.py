@@ -26,6 +26,7 @@ def default_db_dir() -> Path:
 # -- encoder precision ----------------------------------------------------------------------
 
 PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
+RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
 # What "auto" means on a CPU — the one switch. int8 (dynamic quantisation of the transformer's
 # linear layers) becomes the CPU default only if `xlsearch eval --precision int8` loses at most
 # 1 point of dev bitext/bias against fp32 and benchmarks/indexing.py --precision int8 is really

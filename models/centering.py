@@ -24,13 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .language_offsets import CONFIG_NAME, KINDS, LANGS, WEIGHTS_NAME, language_and_kind
 from .modelfolder import derived_folder, read_marker, rewrite, write_marker
 
 log = logging.getLogger(__name__)
-
-LANGS = ("en", "zh")
-KINDS = ("query", "passage")
-CONFIG_NAME = "centering.json"
 
 
 def _char_counts(piece: str) -> tuple[int, int]:
@@ -48,6 +45,7 @@ class LanguageCentering(torch.nn.Module):
         self.register_buffer("han", torch.as_tensor(np.ascontiguousarray(han, np.int16)))
         self.register_buffer("latin", torch.as_tensor(np.ascontiguousarray(latin, np.int16)))
         self.prompt_ids = {k: list(v) for k, v in prompt_ids.items()}
+        self._han, self._latin = np.asarray(han, np.int16), np.asarray(latin, np.int16)  # numpy copies for the rule
 
     @classmethod
     def from_means(cls, tokenizer, means: dict[tuple[str, str], np.ndarray], prompts: dict[str, str]) -> LanguageCentering:
@@ -62,20 +60,9 @@ class LanguageCentering(torch.nn.Module):
     def forward(self, features: dict) -> dict:
         ids, mask = features["input_ids"], features["attention_mask"]
         emb = features["sentence_embedding"]
-        n, width = ids.shape
-        kind = torch.ones(n, dtype=torch.long, device=ids.device)  # passage unless the query prompt leads
-        skip = torch.ones(n, dtype=torch.long, device=ids.device)  # leading tokens not counted: <s> (+ prompt)
-        for k, prompt in ((0, self.prompt_ids["query"]), (1, self.prompt_ids["passage"])):
-            if prompt and width > len(prompt):
-                p = torch.as_tensor(prompt, device=ids.device)
-                hit = (ids[:, 1 : 1 + len(p)] == p).all(dim=1)
-                kind = torch.where(hit, torch.full_like(kind, k), kind)
-                skip = torch.where(hit, torch.full_like(skip, 1 + len(p)), skip)
-        counted = mask * (torch.arange(width, device=ids.device)[None, :] >= skip[:, None])
-        han = (self.han[ids].long() * counted).sum(dim=1).float()
-        latin = (self.latin[ids].long() * counted).sum(dim=1).float()
-        lang = torch.where((han > 0) & (han >= latin / 4), 1, torch.where(latin > 0, 0, 2))
-        features["sentence_embedding"] = emb - self.means[lang, kind].to(emb.dtype)
+        lang, kind = language_and_kind(ids.cpu().numpy(), mask.cpu().numpy(), self._han, self._latin, self.prompt_ids)
+        rows = self.means[torch.from_numpy(lang).to(self.means.device), torch.from_numpy(kind).to(self.means.device)]
+        features["sentence_embedding"] = emb - rows.to(emb.dtype)
         return features
 
     def save(self, output_path: str, *args, **kwargs) -> None:
@@ -84,7 +71,7 @@ class LanguageCentering(torch.nn.Module):
         os.makedirs(output_path, exist_ok=True)
         with open(os.path.join(output_path, CONFIG_NAME), "w", encoding="utf-8") as f:
             json.dump({"prompt_ids": self.prompt_ids, "langs": [*LANGS, "other"], "kinds": list(KINDS)}, f)
-        save_file({"means": self.means, "han": self.han, "latin": self.latin}, os.path.join(output_path, "centering.safetensors"))
+        save_file({"means": self.means, "han": self.han, "latin": self.latin}, os.path.join(output_path, WEIGHTS_NAME))
 
     @staticmethod
     def load(input_path: str, *args, subfolder: str = "", **kwargs) -> LanguageCentering:
@@ -94,7 +81,7 @@ class LanguageCentering(torch.nn.Module):
         input_path = os.path.join(input_path, subfolder)
         with open(os.path.join(input_path, CONFIG_NAME), encoding="utf-8") as f:
             config = json.load(f)
-        t = load_file(os.path.join(input_path, "centering.safetensors"))
+        t = load_file(os.path.join(input_path, WEIGHTS_NAME))
         return LanguageCentering(t["means"].numpy(), config["prompt_ids"], t["han"].numpy(), t["latin"].numpy())
 
 

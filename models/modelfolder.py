@@ -14,9 +14,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:  # torch is imported where tensors are written: reading a marker must not load it
+    import torch
 
 MARKER = "xlsearch_model.json"
 WEIGHTS = "model.safetensors"
@@ -28,7 +29,8 @@ def derived_folder(base: Path, dest: Path) -> Iterator[Path]:
     base, dest = Path(base), Path(dest)
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(base, tmp, copy_function=_link_or_copy)
+    # not its ONNX export: a derived folder's weights may differ (models/named.py exports anew)
+    shutil.copytree(base, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("onnx"))
     try:
         yield tmp
     except BaseException:
@@ -63,6 +65,9 @@ def weights_dir(folder: Path) -> Path:
 def save_patch(tensors: dict[str, torch.Tensor], path: Path, info: dict) -> None:
     """fp16 copies of trained tensors — what ships: the trained layers of e5-small are ~43 MB
     this way, against 470 MB for the whole model. Metadata says how they were made."""
+    import torch
+    from safetensors.torch import save_file
+
     half = {k: v.detach().to(torch.float16).cpu().contiguous() for k, v in tensors.items()}
     save_file(half, str(path), metadata={"xlsearch": json.dumps(info, ensure_ascii=False)})
 
@@ -71,12 +76,20 @@ def apply_patch(base: Path, patch: Path, dest: Path, info: dict) -> Path:
     """Base model folder + a patch → a new model folder (the base untouched).
 
     A patch holds trained tensors that replace the base's, and/or LoRA adapters
-    (`<layer>.lora_A`, `<layer>.lora_B`, B pre-scaled) that add B·A to `<layer>.weight`.
+    (`<layer>.lora_A`, `<layer>.lora_B`, B pre-scaled) that add B·A to `<layer>.weight`. A patch
+    of a shallower student (its metadata names `num_hidden_layers`) keeps only that many layers.
     """
+    from safetensors.torch import load_file, save_file
+
     with derived_folder(base, dest) as tmp:
         weights = weights_dir(tmp) / WEIGHTS
         state = load_file(str(weights))
         tensors = load_file(str(patch))
+        layers = patch_info(patch).get("num_hidden_layers")
+        if layers is not None:
+            state = {k: v for k, v in state.items() if not _layer_at_or_above(k, layers)}
+            config = weights_dir(tmp) / "config.json"
+            rewrite(config, json.dumps(json.loads(config.read_text()) | {"num_hidden_layers": layers}, indent=2))
         for name, tensor in tensors.items():
             if name.endswith(".lora_B"):
                 continue
@@ -93,6 +106,19 @@ def apply_patch(base: Path, patch: Path, dest: Path, info: dict) -> Path:
         save_file(state, str(weights))
         write_marker(tmp, read_marker(tmp) | info)
     return Path(dest)
+
+
+def patch_info(patch: Path) -> dict:
+    """The metadata `save_patch` wrote (how the tensors were made)."""
+    from safetensors import safe_open
+
+    with safe_open(str(patch), "pt") as f:
+        return json.loads((f.metadata() or {}).get("xlsearch", "{}"))
+
+
+def _layer_at_or_above(name: str, n: int) -> bool:
+    parts = name.split(".")
+    return "layer" in parts and parts[parts.index("layer") + 1].isdigit() and int(parts[parts.index("layer") + 1]) >= n
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -20,9 +20,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir):
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
 
-    return Encoder(tiny_model_dir)
+    return TorchEncoder(tiny_model_dir)
 
 
 @pytest.fixture(scope="session")
@@ -31,23 +31,23 @@ def real_model_dir(tmp_path_factory) -> Path:
 
     Into $XLSEARCH_HOME when the test script sets it (so reruns reuse it), else a temporary one.
     """
-    from models import convert
+    from models import named
 
     if not os.environ.get("XLSEARCH_HOME"):
         os.environ["XLSEARCH_HOME"] = str(tmp_path_factory.mktemp("xlsearch-home"))
-    return convert.ensure_base_model()
+    return named.ensure_base_model()
 
 
 @pytest.fixture(scope="session")
 def default_model_dir(real_model_dir) -> Path:
     """The default encoder: the base with the shipped trained layers and their language centering."""
-    from models import convert
+    from models import named
 
-    return convert.ensure_default_model()
+    return named.ensure_default_model()
 
 
 @pytest.fixture(scope="session")
 def real_encoder(real_model_dir):
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
 
-    return Encoder(real_model_dir)
+    return TorchEncoder(real_model_dir)

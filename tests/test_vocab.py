@@ -47,7 +47,7 @@ EN_ZH = [
 def multi_model_dir(tmp_path_factory) -> Path:
     """Tiny model: vocabulary over en/zh + other scripts, Split pre-tokeniser, centering."""
     from models.centering import KINDS, LANGS, LanguageCentering, write_centered_model
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
     from models.vocab import _char_class
     from tests import tiny_model
 
@@ -63,7 +63,7 @@ def multi_model_dir(tmp_path_factory) -> Path:
         {"type": "Split", "pattern": {"Regex": _char_class(known)}, "behavior": "Isolated", "invert": False},
     ]}
     (plain / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-    encoder = Encoder(plain)
+    encoder = TorchEncoder(plain)
     rng = np.random.default_rng(0)
     means = {(lang, kind): rng.normal(size=encoder.dim).astype(np.float32) * 0.1 for lang in LANGS for kind in KINDS}
     module = LanguageCentering.from_means(encoder.tokenizer, means, encoder.prompts)
@@ -100,9 +100,9 @@ def test_vocabulary_is_smaller_and_consistent(multi_model_dir, pruned_dir):
 def test_same_tokens_and_vectors_on_en_zh_text(multi_model_dir, pruned_dir):
     from sentence_transformers import SentenceTransformer
 
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
 
-    old, new = Encoder(multi_model_dir), Encoder(pruned_dir)
+    old, new = TorchEncoder(multi_model_dir), TorchEncoder(pruned_dir)
     assert all(text_is_covered(t, allowed_chars()) for t in EN_ZH)
     old_ids, new_ids = old._ids(EN_ZH), new._ids(EN_ZH)
     old_vocab, new_vocab = _vocab(multi_model_dir), _vocab(pruned_dir)
@@ -125,9 +125,9 @@ def test_same_tokens_and_vectors_on_en_zh_text(multi_model_dir, pruned_dir):
 
 
 def test_other_scripts_still_encode(multi_model_dir, pruned_dir):
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
 
-    new = Encoder(pruned_dir)
+    new = TorchEncoder(pruned_dir)
     vectors = new.encode(FOREIGN + ["naïve 😀 mixed Привет 中文"], "passage")
     assert np.isfinite(vectors).all() and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     tokens = new.tokenizer.convert_ids_to_tokens(new._ids(["Привет"])[0])
@@ -190,7 +190,7 @@ def test_refuses_a_non_unigram_tokenizer(tmp_path, multi_model_dir):
 def test_default_model_pruned_matches_on_dev_data(default_model_dir, tmp_path):
     """The real default encoder: identical ids and vectors on dev sentences of allowed chars."""
     from core.pairs import default_dev_dir, read_pairs
-    from models.encoder import Encoder
+    from models.torch_encoder import TorchEncoder
 
     dev = default_dev_dir()
     if not dev.is_dir():
@@ -204,7 +204,7 @@ def test_default_model_pruned_matches_on_dev_data(default_model_dir, tmp_path):
     fraction = sum(covered) / len(texts)
     print(f"\n{sum(covered)}/{len(texts)} dev sentences ({fraction:.2%}) use only allowed characters")
     assert fraction >= 0.99
-    old, new = Encoder(default_model_dir), Encoder(pruned)
+    old, new = TorchEncoder(default_model_dir), TorchEncoder(pruned)
     old_vocab, new_vocab = old.tokenizer.convert_ids_to_tokens, new.tokenizer.convert_ids_to_tokens
     for text, a, b, ok in zip(texts, old._ids(texts), new._ids(texts), covered):
         if ok:

@@ -17,7 +17,7 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from models.encoder import resolve_model_path
+from models.loading import resolve_model_path
 from models.modelfolder import apply_patch, read_marker, save_patch, weights_dir
 
 

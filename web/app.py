@@ -75,9 +75,10 @@ class Engine:
         self.search("warm up", k=1)  # the first visitor does not pay for loading the vectors and calibration
 
     @classmethod
-    def open(cls, db: Path, model: str | None = None, summarizer: str | Path | None = None, precision: str = "auto") -> Engine:
+    def open(cls, db: Path, model: str | None = None, summarizer: str | Path | None = None, precision: str = "auto",
+             runtime: str = "auto") -> Engine:
         """Open, load and warm the index and its model; a refused start leaves the folder as it was."""
-        index = Index(db, model, precision=precision, summarizer=summarizer)
+        index = Index(db, model, precision=precision, summarizer=summarizer, runtime=runtime)
         try:
             return cls(index.load())
         except BaseException:

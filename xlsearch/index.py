@@ -27,6 +27,7 @@ from indexer.discovery import check_paths
 from indexer.pipeline import run_index
 from indexer.summary import IndexSummary
 from models.encoder import Encoder
+from models.loading import load_encoder
 from search.searcher import Hit, SearchRequest, search_batch
 from search.summarize import AbstractiveSummarizer, Summary, SummaryConfig, summarize_hits
 from storage.store import Store
@@ -45,7 +46,7 @@ def relative_path(path: str, roots: Sequence[str]) -> str:
 class Index:
     """An index directory with the model its vectors were made with.
 
-    `model`: a name ("default", "base", "base-centered") or a local model folder; None takes the
+    `model`: a name ("default", "fast", "base", "base-centered") or a local model folder; None takes the
     model the index recorded (or the default for a new index). `create`: allow a directory that
     holds no index yet (it is created by the first `add`). `summarizer`: a local transformers
     model folder that rewrites summaries (default: extractive only). Thread-safe: one lock
@@ -60,16 +61,19 @@ class Index:
         create: bool = False,
         summarizer: str | os.PathLike | None = None,
         search_config: SearchConfig | None = None,
+        runtime: str = "auto",
     ):
         self.db = Path(db).expanduser()
         if not create and not index_exists(self.db):
             raise InputError(f"no index at {self.db} — create one with `xlsearch index PATH --db {self.db}`")
         self._model_spec = model
         self._precision = precision
+        self._runtime = runtime
         self._summarizer_spec = summarizer
         self._search_config = search_config or SearchConfig()
         self._store: Store | None = None
         self._encoder: Encoder | None = None
+        self._bulk_encoder: Encoder | None = None
         self._summarizer: AbstractiveSummarizer | None = None
         self._checked = False
         self._lock = threading.RLock()
@@ -86,11 +90,23 @@ class Index:
 
     @property
     def encoder(self) -> Encoder:
-        """The model: `model` if given, else the one the index recorded, loaded on first use."""
+        """The model for searching: `model` if given, else the one the index recorded, loaded on
+        first use (on ONNX Runtime under runtime "auto" when the model has an export)."""
         with self._lock:
             if self._encoder is None:
-                self._encoder = Encoder.for_index(self._model_spec, self._recorded_model(), precision=self._precision)
+                self._encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime)
             return self._encoder
+
+    @property
+    def bulk_encoder(self) -> Encoder:
+        """The same model for indexing: PyTorch under runtime "auto" (faster on large batches)."""
+        with self._lock:
+            if self._bulk_encoder is None:
+                if self._encoder is not None and (self._encoder.runtime == "torch" or self._runtime == "onnx"):
+                    self._bulk_encoder = self._encoder
+                else:
+                    self._bulk_encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime, bulk=True)
+            return self._bulk_encoder
 
     def _recorded_model(self) -> str | None:
         if self._store is not None:
@@ -140,7 +156,7 @@ class Index:
         that no longer exist are dropped. Holds the write lock while it runs."""
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
-        encoder = self.encoder
+        encoder = self.bulk_encoder
         with Store.open_for_writing(self.db, encoder.identity, config.index_type, precision=encoder.precision) as writer:
             return run_index(paths, writer, encoder, config, progress=progress)
 

