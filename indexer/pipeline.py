@@ -119,6 +119,7 @@ def run_index(
 
 def _embed(files: list[FileRecord], encoder: Encoder, batch_size: int, bar: ChunkProgress, summary: IndexSummary) -> None:
     chunks = [(doc, c) for f in files for doc in f.documents for c in doc.chunks]
+    log.info("embedding %d chunks of %d files (%s runtime)", len(chunks), len(files), encoder.runtime)
 
     def on_batch(n: int) -> None:
         summary.chunks += n

@@ -58,11 +58,11 @@ def load_encoder(
     """The encoder for a model: `spec` if given, else the model an index recorded (if that folder
     still exists), else the default.
 
-    `runtime`: "torch", "onnx", or "auto" — ONNX Runtime for queries when the folder has an
-    exported graph (named models get one when built) and int8 was not asked for, PyTorch
-    otherwise. `bulk=True` (indexing, evaluation) keeps "auto" on PyTorch: on the CPUs we measured,
-    its MKL path embeds large batches faster than ONNX Runtime does (benchmarks/runtimes.py), while
-    ONNX Runtime starts several times sooner — what a query needs.
+    `runtime`: "torch", "onnx", or "auto" — ONNX Runtime when the folder has an exported graph
+    (named models get one when built) and int8 was not asked for, PyTorch otherwise. With
+    `bulk=True` (indexing, evaluation) "auto" starts on ONNX Runtime and moves to PyTorch once
+    that has loaded in the background (models/handover.py): on the CPUs we measured PyTorch embeds
+    large batches a little faster (benchmarks/runtimes.py), while ONNX Runtime starts ~5x sooner.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -70,7 +70,13 @@ def load_encoder(
         spec = recorded_path
     path = resolve_model_path(spec)
     if runtime == "auto":
-        runtime = "torch" if bulk or precision == "int8" or device not in (None, "cpu") or not _onnx_ready(path) else "onnx"
+        runtime = "torch" if precision == "int8" or device not in (None, "cpu") or not _onnx_ready(path) else "onnx"
+        if runtime == "onnx" and bulk:  # start on ONNX Runtime, go on with PyTorch once loaded
+            from .handover import HandoverEncoder
+            from .onnx_encoder import OnnxEncoder
+            from .torch_encoder import TorchEncoder
+
+            return HandoverEncoder(OnnxEncoder(path), lambda: TorchEncoder(path, device=device, precision=precision))
     if runtime == "onnx":
         if precision == "int8":
             raise ModelError("--precision int8 runs on the torch runtime only — use --runtime torch (or auto), or --precision fp32")
@@ -80,6 +86,20 @@ def load_encoder(
     from .torch_encoder import TorchEncoder
 
     return TorchEncoder(path, device=device, precision=precision)
+
+
+def prefetch(spec: str | os.PathLike | None = None, recorded_path: str | None = None, runtime: str = "auto") -> None:
+    """Start the slow, GIL-free part of loading the query encoder `load_encoder` would pick (its
+    ONNX tokenizer), so that work the caller does next overlaps it. Does nothing for torch."""
+    if runtime == "torch":
+        return
+    if spec is None and recorded_path and Path(recorded_path).is_dir():
+        spec = recorded_path
+    path = resolve_model_path(spec)
+    if _onnx_ready(path):
+        from .onnx_encoder import prefetch_tokenizer
+
+        prefetch_tokenizer(path)
 
 
 def _onnx_ready(path: Path) -> bool:

@@ -142,16 +142,16 @@ def _with_onnx(model: Path, like: Path | None = None) -> Path:
 
 
 def _ensure_centered(model: Path, means: Path, dest: Path) -> Path:
-    from sentence_transformers import SentenceTransformer
-
-    from core.choices import KINDS
-
-    from .centering import LanguageCentering, load_means, write_centered_model
-
     # rebuilt when the means or the model under them change (a new patch, a new converter)
     wanted = {"means": means.name, "means_sha256": sha256_file(means), "model_marker_sha256": sha256_file(model / MARKER)}
     built = json.loads((dest / MARKER).read_text()).get("centering", {}) if _current(dest) else {}
     if any(built.get(key) != value for key, value in wanted.items()):
+        from sentence_transformers import SentenceTransformer  # only now: a search must not import torch
+
+        from core.choices import KINDS
+
+        from .centering import LanguageCentering, load_means, write_centered_model
+
         log.info("adding language centering: %s", dest)
         # the model's own tokenizer and prompts, read as Encoder reads them (it depends on this module)
         loaded = SentenceTransformer(str(model), device="cpu", local_files_only=True)
