@@ -5,7 +5,11 @@
     python benchmarks/indexing.py --corpus demo
 
 Both sides use the same local model folder (`--model`, default "base": multilingual-e5-small as
-converted by xlsearch, resolved with `resolve_model_path`) on the same device (torch's default).
+converted by xlsearch, resolved with `resolve_model_path`) on the same device (torch's default),
+unless `--project-model` gives the project another one (e.g. `fast`, the 6-layer student): the
+baseline then stays plain sentence-transformers on `--model`, the question being what a user gains
+over that, and the result file gets the project model's name as a suffix. `--runtime` is the
+project's, as xlsearch --runtime takes it (auto indexes on PyTorch).
 
 - **baseline**: `SentenceTransformer(folder).encode(texts, prompt="passage: ", batch_size=32,
   normalize_embeddings=True)` in fp32, vectors into a `faiss.IndexFlatIP` saved with
@@ -60,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from core.choices import RUNTIMES  # noqa: E402
 from core.config import PRECISIONS  # noqa: E402
 from core.pairs import default_dev_dir, default_train_dir, read_pairs  # noqa: E402
 
@@ -142,7 +147,7 @@ def child_baseline(work: Path, model: str, warmup: int) -> dict:
     }
 
 
-def child_project(work: Path, model: str, warmup: int, source: str, precision: str) -> dict:
+def child_project(work: Path, model: str, warmup: int, source: str, precision: str, runtime: str = "auto") -> dict:
     # Import what the command imports lazily, so that both sides' times exclude Python imports.
     import faiss  # noqa: F401
     import sentence_transformers  # noqa: F401
@@ -153,7 +158,7 @@ def child_project(work: Path, model: str, warmup: int, source: str, precision: s
 
     queries = read_jsonl(work / "queries.jsonl")
     db = work / "project-db"
-    args = ["-q", "index", source, "--db", str(db), "--model", model, "--precision", precision, "--json"]
+    args = ["-q", "index", source, "--db", str(db), "--model", model, "--precision", precision, "--runtime", runtime, "--json"]
     if source.endswith(".jsonl"):
         args += ["--id-field", "id"]
     t0 = time.perf_counter()
@@ -169,7 +174,7 @@ def child_project(work: Path, model: str, warmup: int, source: str, precision: s
         "peak_rss_mb_index": round(rss_index, 1), "disk_bytes": sum(p.stat().st_size for p in db.rglob("*") if p.is_file()),
         "precision": summary["precision"], "queries": {},
     }
-    with Index(db, model, precision=precision) as index:
+    with Index(db, model, precision=precision, runtime=runtime) as index:
         index.encoder.QUERY_CACHE_SIZE = 0  # cold queries: each pays for its encoding, as the baseline's do
         for name, options in {"default": {}, "dense": {"mode": "dense", "balance": False}}.items():
             run = lambda q: [h.key or h.path for h in index.search(q, k=K, **options)]  # noqa: E731
@@ -186,8 +191,9 @@ def torch_info() -> dict:
 
 
 def run_child(side: str, work: Path, args, source: str = "") -> dict:
-    cmd = [sys.executable, __file__, "--child", side, "--work", str(work), "--model", args.model_path,
-           "--warmup", str(args.warmup), "--source", source, "--precision", args.precision]
+    model = args.project_model_path if side == "project" else args.model_path
+    cmd = [sys.executable, __file__, "--child", side, "--work", str(work), "--model", model,
+           "--warmup", str(args.warmup), "--source", source, "--precision", args.precision, "--runtime", args.runtime]
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     result = json.loads((work / f"{side}.json").read_text())
@@ -289,6 +295,8 @@ def main() -> None:
     ap.add_argument("--model", default="base", help="name or folder, as xlsearch --model takes it")
     ap.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
                     help="the project's encoder precision, as xlsearch --precision takes it (the baseline stays fp32)")
+    ap.add_argument("--project-model", default=None, help="the project's model, if not --model (the baseline keeps --model)")
+    ap.add_argument("--runtime", choices=RUNTIMES, default="auto", help="the project's runtime, as xlsearch --runtime takes it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     ap.add_argument("--child", choices=("baseline", "project"), help=argparse.SUPPRESS)
@@ -297,7 +305,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         side = child_baseline(args.work, args.model, args.warmup) if args.child == "baseline" else \
-            child_project(args.work, args.model, args.warmup, args.source, args.precision)
+            child_project(args.work, args.model, args.warmup, args.source, args.precision, args.runtime)
         (args.work / f"{args.child}.json").write_text(json.dumps(side, ensure_ascii=False))
         return
 
@@ -306,6 +314,7 @@ def main() -> None:
     from models.loading import resolve_model_path
 
     args.model_path = str(resolve_model_path(args.model))
+    args.project_model_path = str(resolve_model_path(args.project_model)) if args.project_model else args.model_path
     tokenizer = AutoTokenizer.from_pretrained(args.model_path)
     with tempfile.TemporaryDirectory(prefix="xlsearch-bench-") as tmp:
         work = Path(tmp)
@@ -334,6 +343,8 @@ def main() -> None:
 
     report = {
         "corpus": args.corpus, "texts": len(rows), "tokens": tokens, "queries": args.queries, "model": args.model_path,
+        "project_model": args.project_model_path, "runtime": args.runtime,
+        "throughput_ratio": round(project["tokens_per_s"] / baseline["tokens_per_s"], 2),
         "precision": {"requested": args.precision, "project": project["precision"], "baseline": "fp32"},
         "recall@10": {mode: recall(base_ranked, q.pop("ranked")) for mode, q in project["queries"].items()},
         "baseline": baseline, "project": project,
@@ -346,6 +357,7 @@ def main() -> None:
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     suffix = "" if project["precision"] == "fp32" else f"-{project['precision']}"
+    suffix += f"-{args.project_model}" if args.project_model else ""
     path = results / f"indexing-{args.corpus}-{len(rows)}{suffix}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1))
     print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else table(report) + f"\nwritten: {path}")

@@ -2,7 +2,8 @@
 
 Each script is run as a user would run it, on a few hundred made-up pairs written here (so the
 shared data is not needed), with the collection cached in a temporary $XLSEARCH_HOME: the HTTP
-run builds it, the ANN run reuses it.
+run builds it, the ANN run reuses it. benchmarks/cold_start.py (fresh processes with the real
+default model, minutes) is checked through its parts on trivial commands instead.
 """
 
 from __future__ import annotations
@@ -81,3 +82,36 @@ def test_http_latency_then_ann(bench_env, tiny_model_dir):
     assert {"flat", "hnsw", "sqlite"} <= set(projection["memory"])
     assert [p["n"] for p in projection["latency"]["flat"]["points"]] == [50, 100, 200]
     assert projection["latency"]["hnsw"]["model"] == "p50 = a + b*ln(n)"
+
+
+def test_cold_start_helpers(tmp_path):
+    """benchmarks/cold_start.py's parts, on trivial commands (its real runs need the default model and minutes)."""
+    from benchmarks import cold_start as cs
+
+    fake = "\n".join(["import time: self [us] | cumulative | imported package", "import time:   10 |   10 |   json",
+                      "import time:   10 |   10 |     torch._C", "import time:   10 |   10 | transformers", "torchvision"])
+    assert cs.imported_heavy(fake) == ["torch", "transformers"] and cs.imported_heavy("import time: 1 | 1 | torchvision") == []
+    assert cs.summarize([3.0, 1.0, 2.0]) == {"n": 3, "median_s": 2.0, "min_s": 1.0, "max_s": 3.0}
+    s = {"search/onnx/en": {"median_s": 0.5}, "baseline/en": {"median_s": 2.0}}
+    assert cs.ratios(s) == {"baseline/en / search/onnx/en": 4.0}
+    files = cs.corpus_files(ROOT / "demo" / "corpus")
+    assert len(files) == 20 and [f.parent.name for f in files] == ["en"] * 10 + ["zh"] * 10 and files[:10] == sorted(files[:10])
+    runs = cs.commands(tmp_path / "db", tmp_path / "base", files, tmp_path)
+    assert set(runs) == {"search/onnx/en", "search/onnx/zh", "search/torch/en", "search/torch/zh", "baseline/en", "baseline/zh", "index"}
+    assert runs["search/torch/zh"]()[3:] == ["search", "如何配置网络", "--db", str(tmp_path / "db"), "-k", "10", "--runtime", "torch"]
+    assert runs["index"]()[-1] != runs["index"]()[-1]  # a fresh db per index run
+
+    py = sys.executable
+    assert 0 < cs.timed_run([py, "-c", "pass"]) < 10
+    say = "import sys, time; print('x', file=sys.stderr, flush=True); print('embedding 3 chunks', file=sys.stderr, flush=True); "
+    r = cs.first_line_run([py, "-c", say + "time.sleep(0.3)"])
+    assert r["found"] and r["line"] == "embedding 3 chunks" and r["first_s"] + 0.25 < r["total_s"]
+    r = cs.first_line_run([py, "-c", "import sys; print('loading the embedding model', file=sys.stderr)"])
+    assert not r["found"] and r["first_s"] == r["total_s"]
+    with pytest.raises(SystemExit):
+        cs.timed_run([py, "-c", "raise SystemExit(3)"])
+    for hang in (cs.timed_run, cs.first_line_run):  # a hung process fails the benchmark rather than blocking it
+        with pytest.raises(SystemExit):
+            hang([py, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    help_ = subprocess.run([py, str(ROOT / "benchmarks" / "cold_start.py"), "--help"], capture_output=True, text=True, timeout=60)
+    assert help_.returncode == 0 and "--repeats" in help_.stdout
