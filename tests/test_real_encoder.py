@@ -71,8 +71,6 @@ def test_chinese_query_finds_the_english_document(indexed, query, expected):
 
 def test_the_default_models_onnx_export_gives_torchs_vectors(default_model_dir):
     """The query path runs on ONNX Runtime by default; its vectors must be PyTorch's."""
-    import numpy as np
-
     from models.onnx_encoder import OnnxEncoder
     from models.torch_encoder import TorchEncoder
 
