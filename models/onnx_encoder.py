@@ -103,6 +103,9 @@ class OnnxEncoder(Encoder):
             options = ort.SessionOptions()
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
+            # no busy-waiting after a run: FAISS and SQLite need the cores next (spinning threads
+            # doubled the FAISS time of a search at 100k chunks)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(str(folder / GRAPH), options, providers=["CPUExecutionProvider"])
             if tokenizer is None:
                 raise FileNotFoundError(folder / TOKENIZER)
