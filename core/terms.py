@@ -22,23 +22,13 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _jieba = None
 
 
-def warm_segmenter() -> None:
-    """Load jieba and its dictionary now (~0.6 s) rather than at the first Chinese text."""
+def _segment(run: str) -> list[str]:
     global _jieba
     if _jieba is None:
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
-        jieba.initialize()
         _jieba = jieba
-
-
-def has_han(text: str) -> bool:
-    return _HAN.search(text) is not None
-
-
-def _segment(run: str) -> list[str]:
-    warm_segmenter()
     return [w for w in _jieba.cut_for_search(run) if w.strip()]
 
 

@@ -32,6 +32,7 @@ from .readers import read_file
 from .summary import IndexSummary
 
 log = logging.getLogger(__name__)
+FIRST_COMMIT_CHUNKS = 256
 
 
 def parse_file(path: Path, data: bytes, encoder: Encoder, config: IndexConfig) -> list[DocumentRecord]:
@@ -102,7 +103,9 @@ def run_index(
         record = FileRecord(key, sha, info.st_size, info.st_mtime, file_type(path) or "text", documents)  # read_file took it as text
         pending.append((record, key in known))
         pending_chunks += sum(len(d.chunks) for d in documents)
-        if pending_chunks >= config.commit_every_chunks:
+        # the first batch is small, so embedding (and the progress bar's rate) starts within
+        # seconds on a large collection instead of after 2,048 chunks have been read and cut
+        if pending_chunks >= (config.commit_every_chunks if summary.chunks else min(FIRST_COMMIT_CHUNKS, config.commit_every_chunks)):
             flush()
     flush()
 

@@ -88,20 +88,6 @@ def load_encoder(
     return TorchEncoder(path, device=device, precision=precision)
 
 
-def prefetch(spec: str | os.PathLike | None = None, recorded_path: str | None = None, runtime: str = "auto") -> None:
-    """Start the slow, GIL-free part of loading the query encoder `load_encoder` would pick (its
-    ONNX tokenizer), so that work the caller does next overlaps it. Does nothing for torch."""
-    if runtime == "torch":
-        return
-    if spec is None and recorded_path and Path(recorded_path).is_dir():
-        spec = recorded_path
-    path = resolve_model_path(spec)
-    if _onnx_ready(path):
-        from .onnx_encoder import prefetch_tokenizer
-
-        prefetch_tokenizer(path)
-
-
 def _onnx_ready(path: Path) -> bool:
     return graph_file(path).exists() and importlib.util.find_spec("onnxruntime") is not None
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -52,32 +50,6 @@ def post_modules(model: Path) -> tuple[str, list[Callable]]:
     return pooling or "mean", steps
 
 
-_prefetched: dict[Path, Future] = {}
-
-
-def prefetch_tokenizer(model: Path) -> None:
-    """Start parsing `model`'s ONNX tokenizer in a thread, for an OnnxEncoder made soon after.
-
-    Parsing the 250k-piece tokenizer is the slowest part of a start (~0.7 s); it runs in Rust
-    without the GIL, so it can overlap other loading — if it starts first (a caller about to load
-    jieba's dictionary, which holds the GIL for ~0.6 s, calls this before).
-    """
-    from tokenizers import Tokenizer
-
-    path = onnx_dir(model) / TOKENIZER
-    if Path(model) not in _prefetched and path.exists():
-        future: Future = Future()
-
-        def parse() -> None:
-            try:
-                future.set_result(Tokenizer.from_file(str(path)))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        threading.Thread(target=parse, name="parse-tokenizer", daemon=True).start()
-        _prefetched[Path(model)] = future
-
-
 def _normalize(emb: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
@@ -87,19 +59,19 @@ class OnnxEncoder(Encoder):
 
     def __init__(self, path: Path):
         import onnxruntime as ort
+        from tokenizers import Tokenizer
 
         from .modelfolder import read_marker
 
         self.path = Path(path)
         folder = onnx_dir(self.path)
-        prefetch_tokenizer(self.path)  # parsed in a thread while the rest loads
-        tokenizer = _prefetched.pop(self.path, None)
         record = read_record(self.path)
         self.pooling, steps = post_modules(self.path)
         if steps and steps[-1] is _normalize:
             steps = steps[:-1]  # windows are averaged before the last normalisation, as on torch
         self._steps = steps
         try:
+            self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))  # ~0.7 s: 250k pieces
             options = ort.SessionOptions()
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
@@ -107,9 +79,6 @@ class OnnxEncoder(Encoder):
             # doubled the FAISS time of a search at 100k chunks)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(str(folder / GRAPH), options, providers=["CPUExecutionProvider"])
-            if tokenizer is None:
-                raise FileNotFoundError(folder / TOKENIZER)
-            self.tokenizer = tokenizer.result()
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for damaged files
             raise ModelError(f"{folder}: cannot load the ONNX graph or tokenizer ({str(exc).splitlines()[0][:200]}) — "
                              f"{rebuild_hint(self.path)}") from None

@@ -155,3 +155,23 @@ def test_the_bar_shows_on_a_terminal_only(tmp_path, monkeypatch, capsys):
     assert "embedding" in shown.getvalue() and "4/4" in shown.getvalue() and "1 files: 0 unchanged, 0 skipped" in shown.getvalue()
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar
     assert ChunkProgress({}, IndexSummary(), enabled=True).bar.disable
+
+
+def test_the_first_commit_batch_is_small_so_embedding_starts_early(tmp_path, tiny_encoder):
+    """A large collection starts embedding after FIRST_COMMIT_CHUNKS chunks, not a full batch."""
+    from indexer.pipeline import FIRST_COMMIT_CHUNKS
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(400):
+        (root / f"{i:03}.txt").write_text(f"note {i}: the quick brown fox jumps over the lazy dog", encoding="utf-8")
+    calls = []
+
+    class Recording(CountingEncoder):
+        def encode(self, texts, *args, **kwargs):
+            calls.append(len(texts))
+            return super().encode(texts, *args, **kwargs)
+
+    summary = index([root], tmp_path / "idx", Recording(tiny_encoder), commit_every_chunks=1000)
+    assert summary.chunks == 400
+    assert calls == [FIRST_COMMIT_CHUNKS, 400 - FIRST_COMMIT_CHUNKS]

@@ -23,12 +23,11 @@ from pathlib import Path
 
 from core.config import IndexConfig, SearchConfig
 from core.errors import InputError
-from core.terms import has_han, warm_segmenter
 from indexer.discovery import check_paths
 from indexer.pipeline import run_index
 from indexer.summary import IndexSummary
 from models.encoder import Encoder
-from models.loading import load_encoder, prefetch
+from models.loading import load_encoder
 from search.searcher import Hit, SearchRequest, search_batch
 from search.summarize import AbstractiveSummarizer, Summary, SummaryConfig, summarize_hits
 from storage.store import Store
@@ -42,10 +41,6 @@ def relative_path(path: str, roots: Sequence[str]) -> str:
         return Path(path).name
     under = [r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)]
     return path[len(max(under, key=len).rstrip(os.sep)) + 1 :] if under else path
-
-
-def _needs_segmenter(request: SearchRequest) -> bool:
-    return isinstance(request, SearchRequest) and request.mode != "dense" and has_han(request.query)
 
 
 class Index:
@@ -181,11 +176,6 @@ class Index:
         """Several searches answered together (one model call, one vector pass); a request with
         bad input gets its InputError in its place, the others are answered."""
         with self._lock:
-            if self._encoder is None and any(_needs_segmenter(r) for r in requests):
-                # a fresh process with a Chinese query needs jieba's dictionary (~0.6 s, holding the
-                # GIL) and the model's tokenizer (~0.7 s in Rust, without it): both at once
-                prefetch(self._model_spec, self._recorded_model(), self._runtime)
-                warm_segmenter()
             store, encoder = self._ready()
             return search_batch(store, encoder, requests, self._search_config)
 
