@@ -56,7 +56,7 @@ def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune
     )
     with Index(db, model, precision=precision, create=True, runtime=runtime) as opened:
         summary = opened.add(paths, config, progress=not ctx.obj["quiet"] and not as_json)
-        precision = opened.bulk_encoder.precision
+        precision = opened.encoder.precision
     if as_json:
         emit_json({"db": str(db), **summary.to_dict(), "precision": precision})
         return

@@ -59,10 +59,12 @@ def load_encoder(
     still exists), else the default.
 
     `runtime`: "torch", "onnx", or "auto" — ONNX Runtime when the folder has an exported graph
-    (named models get one when built) and int8 was not asked for, PyTorch otherwise. With
-    `bulk=True` (indexing, evaluation) "auto" starts on ONNX Runtime and moves to PyTorch once
-    that has loaded in the background (models/handover.py): on the CPUs we measured PyTorch embeds
-    large batches a little faster (benchmarks/runtimes.py), while ONNX Runtime starts ~5x sooner.
+    (named models get one when built), int8 was not asked for and no GPU was named; PyTorch
+    otherwise. ONNX Runtime is ready ~5x sooner (no torch import); on large batches PyTorch is
+    3-12 % faster on the CPUs we measured (benchmarks/runtimes.py) and uses ~20 % less memory, so
+    a long indexing job may pass --runtime torch. `bulk` is kept for callers that say what they do.
+    An earlier version started bulk work on ONNX Runtime and handed over to PyTorch once loaded:
+    it held both models (peak RSS 1.9x the plain baseline on the demo) for no measured gain.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -71,12 +73,6 @@ def load_encoder(
     path = resolve_model_path(spec)
     if runtime == "auto":
         runtime = "torch" if precision == "int8" or device not in (None, "cpu") or not _onnx_ready(path) else "onnx"
-        if runtime == "onnx" and bulk:  # start on ONNX Runtime, go on with PyTorch once loaded
-            from .handover import HandoverEncoder
-            from .onnx_encoder import OnnxEncoder
-            from .torch_encoder import TorchEncoder
-
-            return HandoverEncoder(OnnxEncoder(path), lambda: TorchEncoder(path, device=device, precision=precision))
     if runtime == "onnx":
         if precision == "int8":
             raise ModelError("--precision int8 runs on the torch runtime only — use --runtime torch (or auto), or --precision fp32")

@@ -72,7 +72,7 @@ def test_auto_runtime_uses_onnx_when_exported_and_torch_for_int8(exported, tiny_
     from models.loading import load_encoder
 
     assert load_encoder(exported).runtime == "onnx"
-    assert load_encoder(exported, bulk=True).runtime == "onnx"  # at first: see the handover test
+    assert load_encoder(exported, bulk=True).runtime == "onnx"
     assert load_encoder(exported, precision="int8").runtime == "torch"
     assert load_encoder(exported, runtime="torch").runtime == "torch"
     assert load_encoder(tiny_model_dir).runtime == "torch"  # no export: torch, silently
@@ -192,26 +192,3 @@ def test_a_damaged_export_fails_a_search_in_one_line_and_leaves_the_index_alone(
     assert {p.name: p.read_bytes() for p in db.iterdir() if p.name != "write.lock"} == before
     r = CliRunner().invoke(cli, ["-q", "search", "fox", "--db", str(db), "--runtime", "torch", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["hits"][0]["path"].endswith("a.txt")
-
-
-def test_bulk_auto_starts_on_onnx_and_hands_over_to_torch(exported):
-    """Indexing under --runtime auto: ONNX Runtime at once, PyTorch from the call after it loaded;
-    a small job never loads PyTorch; the vectors agree either way."""
-    import time
-
-    from models.handover import HandoverEncoder
-    from models.loading import load_encoder
-
-    encoder = load_encoder(exported, bulk=True)
-    assert isinstance(encoder, HandoverEncoder) and encoder.runtime == "onnx"
-    small = encoder.encode(TEXTS, "passage")
-    assert encoder._second is None and encoder.runtime == "onnx"
-    many = TEXTS * 30
-    first = encoder.encode(many, "passage")  # starts loading PyTorch, runs on ONNX Runtime
-    deadline = time.monotonic() + 120
-    while encoder.runtime != "torch" and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert encoder.runtime == "torch"
-    second = encoder.encode(many, "passage")
-    assert np.allclose(first, second, atol=1e-5) and np.allclose(small, first[: len(TEXTS)], atol=1e-5)
-    assert encoder.count_tokens(TEXTS) == encoder.first.count_tokens(TEXTS)

@@ -73,7 +73,6 @@ class Index:
         self._search_config = search_config or SearchConfig()
         self._store: Store | None = None
         self._encoder: Encoder | None = None
-        self._bulk_encoder: Encoder | None = None
         self._summarizer: AbstractiveSummarizer | None = None
         self._checked = False
         self._lock = threading.RLock()
@@ -90,23 +89,12 @@ class Index:
 
     @property
     def encoder(self) -> Encoder:
-        """The model for searching: `model` if given, else the one the index recorded, loaded on
-        first use (on ONNX Runtime under runtime "auto" when the model has an export)."""
+        """The model: `model` if given, else the one the index recorded, loaded on first use (on
+        ONNX Runtime under runtime "auto" when the model has an export: models.loading)."""
         with self._lock:
             if self._encoder is None:
                 self._encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime)
             return self._encoder
-
-    @property
-    def bulk_encoder(self) -> Encoder:
-        """The same model for indexing: PyTorch under runtime "auto" (faster on large batches)."""
-        with self._lock:
-            if self._bulk_encoder is None:
-                if self._encoder is not None and (self._encoder.runtime == "torch" or self._runtime == "onnx"):
-                    self._bulk_encoder = self._encoder
-                else:
-                    self._bulk_encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime, bulk=True)
-            return self._bulk_encoder
 
     def _recorded_model(self) -> str | None:
         if self._store is not None:
@@ -156,7 +144,7 @@ class Index:
         that no longer exist are dropped. Holds the write lock while it runs."""
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
-        encoder = self.bulk_encoder
+        encoder = self.encoder
         with Store.open_for_writing(self.db, encoder.identity, config.index_type, precision=encoder.precision) as writer:
             return run_index(paths, writer, encoder, config, progress=progress)
 
