@@ -24,13 +24,16 @@ WEIGHTS = "model.safetensors"
 
 
 @contextmanager
-def derived_folder(base: Path, dest: Path) -> Iterator[Path]:
-    """Yield a linked copy of `base` to edit; on success it replaces `dest`, on error it is removed."""
-    base, dest = Path(base), Path(dest)
+def built_beside(dest: Path, like: Path | None = None) -> Iterator[Path]:
+    """Yield a folder beside `dest` to fill — empty, or a linked copy of `like` — that replaces
+    `dest` on success and is removed on error: a reader never sees a half-built folder."""
+    dest = Path(dest)
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    # not its ONNX export: a derived folder's weights may differ (models/named.py exports anew)
-    shutil.copytree(base, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("onnx"))
+    if like is None:
+        tmp.mkdir(parents=True)
+    else:  # not its ONNX export: a derived folder's weights may differ (models/named.py exports anew)
+        shutil.copytree(like, tmp, copy_function=link_or_copy, ignore=shutil.ignore_patterns("onnx"))
     try:
         yield tmp
     except BaseException:
@@ -39,6 +42,11 @@ def derived_folder(base: Path, dest: Path) -> Iterator[Path]:
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
+
+
+def derived_folder(base: Path, dest: Path):
+    """Yield a linked copy of `base` to edit; on success it replaces `dest`, on error it is removed."""
+    return built_beside(dest, like=Path(base))
 
 
 def rewrite(path: Path, text: str) -> None:
@@ -121,7 +129,7 @@ def _layer_at_or_above(name: str, n: int) -> bool:
     return "layer" in parts and parts[parts.index("layer") + 1].isdigit() and int(parts[parts.index("layer") + 1]) >= n
 
 
-def _link_or_copy(src: str, dst: str) -> None:
+def link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
     except OSError:

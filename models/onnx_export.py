@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import numpy as np
 from core.errors import ModelError
 
 from .encoder import PROBE_TEXT
-from .onnx_files import DATA, FORMAT, GRAPH, ONNX_DIR, RECORD, TOKENIZER, onnx_dir, read_record, weights_digest
+from .modelfolder import built_beside, link_or_copy
+from .onnx_files import DATA, FORMAT, GRAPH, RECORD, TOKENIZER, onnx_dir, read_record, weights_digest
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -43,10 +43,7 @@ def export_onnx(model: Path, force: bool = False) -> Path:
     auto_model = next((m.auto_model for m in encoder._modules if hasattr(m, "auto_model")), None)
     if auto_model is None:
         raise ModelError(f"{model}: no transformer module to export")
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with built_beside(dest) as tmp:
         batch = _check_batch(encoder)
         expected = _torch_pooled(auto_model, *batch)  # before tracing: the tracer leaves the live model altered
         _trace(auto_model, tmp, batch)
@@ -59,29 +56,20 @@ def export_onnx(model: Path, force: bool = False) -> Path:
         }
         (tmp / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
         os.chmod(tmp / DATA, 0o644)  # onnx writes it owner-only; the graph beside it is world-readable
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
     log.info("exported %s to ONNX: %s", model, dest)
     return dest
 
 
 def link_export(source: Path, model: Path) -> bool:
     """Give `model` the export of `source` (hard links) if its transformer weights are the same."""
-    from .modelfolder import _link_or_copy
-
     try:
         if read_record(source)["source"] != weights_digest(model):
             return False
     except ModelError:
         return False
-    tmp = onnx_dir(model).with_name(ONNX_DIR + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(onnx_dir(source), tmp, copy_function=_link_or_copy)
-    os.replace(tmp, onnx_dir(model))
+    with built_beside(onnx_dir(model)) as tmp:
+        for path in onnx_dir(source).iterdir():
+            link_or_copy(str(path), str(tmp / path.name))
     return True
 
 
