@@ -26,8 +26,8 @@ _MODEL_HELP = (
 )
 _RUNTIME_HELP = (
     "What runs the encoder: torch (PyTorch, any model, fp32 or int8, the GPU path) or onnx (ONNX Runtime on the "
-    "model's onnx/ export, no torch import: a fresh search starts in about a second). auto = onnx for queries when "
-    "the model has an export (the named models do; `xlsearch model export-onnx` makes one), torch for indexing."
+    "model's onnx/ export, no torch import: a fresh search starts in under two seconds). auto = onnx when the model "
+    "has an export (the named models do; `xlsearch model export-onnx` makes one), else torch; torch for int8."
 )
 _PRECISION_HELP = (
     "Encoder arithmetic: int8 quantises the transformer on CPU (indexing ~1.2x faster, but up to 4 points "

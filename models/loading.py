@@ -52,7 +52,6 @@ def load_encoder(
     recorded_path: str | None = None,
     precision: str = "auto",
     runtime: str = "auto",
-    bulk: bool = False,
     device: str | None = None,
 ) -> Encoder:
     """The encoder for a model: `spec` if given, else the model an index recorded (if that folder
@@ -62,7 +61,7 @@ def load_encoder(
     (named models get one when built), int8 was not asked for and no GPU was named; PyTorch
     otherwise. ONNX Runtime is ready ~5x sooner (no torch import); on large batches PyTorch is
     3-12 % faster on the CPUs we measured (benchmarks/runtimes.py) and uses ~20 % less memory, so
-    a long indexing job may pass --runtime torch. `bulk` is kept for callers that say what they do.
+    a long indexing job may pass --runtime torch.
     An earlier version started bulk work on ONNX Runtime and handed over to PyTorch once loaded:
     it held both models (peak RSS 1.9x the plain baseline on the demo) for no measured gain.
     """

@@ -72,7 +72,6 @@ def test_auto_runtime_uses_onnx_when_exported_and_torch_for_int8(exported, tiny_
     from models.loading import load_encoder
 
     assert load_encoder(exported).runtime == "onnx"
-    assert load_encoder(exported, bulk=True).runtime == "onnx"
     assert load_encoder(exported, precision="int8").runtime == "torch"
     assert load_encoder(exported, runtime="torch").runtime == "torch"
     assert load_encoder(tiny_model_dir).runtime == "torch"  # no export: torch, silently
