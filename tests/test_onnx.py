@@ -191,3 +191,18 @@ def test_a_damaged_export_fails_a_search_in_one_line_and_leaves_the_index_alone(
     assert {p.name: p.read_bytes() for p in db.iterdir() if p.name != "write.lock"} == before
     r = CliRunner().invoke(cli, ["-q", "search", "fox", "--db", str(db), "--runtime", "torch", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["hits"][0]["path"].endswith("a.txt")
+
+
+def test_onnx_runtimes_failed_allocation_becomes_memory_error(exported, monkeypatch):
+    """So that indexing reports it as out of memory (exit 5, a smaller --batch-size), as on torch."""
+    from models.onnx_encoder import OnnxEncoder
+
+    encoder = OnnxEncoder(exported)
+
+    class Session:
+        def run(self, *args):
+            raise RuntimeError("BFCArena::AllocateRawInternal Failed to allocate memory for requested buffer of size 1")
+
+    monkeypatch.setattr(encoder, "session", Session())
+    with pytest.raises(MemoryError, match="allocate memory"):
+        encoder.encode(["the quick brown fox"])
