@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -52,8 +51,7 @@ def multi_model_dir(tmp_path_factory) -> Path:
     from tests import tiny_model
 
     root = tmp_path_factory.mktemp("multi")
-    with mock.patch.object(tiny_model, "_CORPUS", tiny_model._CORPUS + FOREIGN):
-        plain = tiny_model.build_tiny_model(root)
+    plain = tiny_model.build_tiny_model(root, corpus=tiny_model._CORPUS + FOREIGN)
     # the converter's splitter: characters no piece contains become one <unk> each
     spec = json.loads((plain / "tokenizer.json").read_text(encoding="utf-8"))
     specials = {t["id"] for t in spec["added_tokens"]}

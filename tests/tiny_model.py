@@ -23,26 +23,39 @@ _CORPUS = [
 ]
 
 
-def build_tiny_model(dest: Path) -> Path:
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules.normalize import Normalize
-    from sentence_transformers.base.modules.transformer import Transformer
-    from sentence_transformers.sentence_transformer.modules.pooling import Pooling
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+TOKENIZER = Path(__file__).parent / "data" / "tiny-tokenizer.json"
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
-    dest = Path(dest)
-    hf_dir = dest / "hf"
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+def train_tokenizer(corpus: list[str] = _CORPUS):
+    """A Unigram tokenizer over `corpus`. The default one is trained once and committed
+    (TOKENIZER): the trainer picks the same pieces every run but not the same ids (a parallel
+    sum, a hash map's order), so training it in-test would change every vector, and every
+    ranking, from one run to the next."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    chars = sorted({c for line in _CORPUS for c in line})
-    trainer = trainers.UnigramTrainer(
-        vocab_size=600, special_tokens=specials, unk_token="<unk>", initial_alphabet=chars
-    )
-    tok.train_from_iterator(_CORPUS * 20, trainer=trainer)
+    chars = sorted({c for line in corpus for c in line})
+    trainer = trainers.UnigramTrainer(vocab_size=600, special_tokens=SPECIALS, unk_token="<unk>", initial_alphabet=chars)
+    tok.train_from_iterator(corpus * 20, trainer=trainer)
+    return tok
+
+
+def build_tiny_model(dest: Path, corpus: list[str] | None = None) -> Path:
+    """The tiny encoder in `dest`; with `corpus`, its tokenizer is trained on that text instead."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.normalize import Normalize
+    from sentence_transformers.base.modules.transformer import Transformer
+    from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+    from tokenizers import Tokenizer, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    dest = Path(dest)
+    hf_dir = dest / "hf"
+    tok = train_tokenizer(corpus) if corpus else Tokenizer.from_file(str(TOKENIZER))
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
@@ -67,3 +80,7 @@ def build_tiny_model(dest: Path) -> Path:
     out = dest / "tiny-encoder"
     model.save(str(out))
     return out
+
+
+if __name__ == "__main__":  # python -m tests.tiny_model: retrain the committed tokenizer
+    train_tokenizer().save(str(TOKENIZER))
