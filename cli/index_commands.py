@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from core.choices import FILE_TYPES, INDEX_TYPES, LANG_FILTERS, MAX_K, MODES
-from core.config import ChunkConfig, IndexConfig
+from core.config import VECTOR_STORE_ENV, ChunkConfig, IndexConfig
 from xlsearch import Index, IndexSummary
 
 from .group import db_dir, db_option, emit_json, log, model_option, precision_option, runtime_option
@@ -23,7 +23,12 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @click.option("--id-field", default=None, help="Field/column with a unique row id (default: the line number).")
 @click.option("--prune", is_flag=True, help="Remove indexed files under PATHS that no longer exist.")
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
-              help="FAISS index: flat (exact, default), ivf or hnsw (approximate, for large collections).")
+              help="Vector index: flat (exact, default), ivf or hnsw (approximate, for large collections); FAISS's or Milvus's.")
+@click.option("--vector-store", default=None, envvar=VECTOR_STORE_ENV, metavar="STORE",
+              help="Where vectors are searched: faiss (a file in --db, the default), milvus-lite (Milvus Lite, a folder "
+                   "in --db) or milvus://HOST:PORT[/COLLECTION] (a Milvus server; pip install 'xlsearch[milvus]'). "
+                   "Recorded in the index: search, serve and info use it without this option; naming another one "
+                   f"moves the vectors there. [env: {VECTOR_STORE_ENV}]")
 @click.option("--max-tokens", type=click.IntRange(16, 510), default=256, show_default=True, help="Token budget per chunk.")
 @click.option("--overlap-tokens", type=click.IntRange(0, 256), default=32, show_default=True, help="Tokens repeated between chunks.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True, help="Chunks per encoder batch.")
@@ -36,8 +41,8 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @click.option("--no-ignore", is_flag=True, help="Walk into what .gitignore files ignore, too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune, index_type, max_tokens, overlap_tokens, batch_size, commit_every,
-          include, exclude, no_ignore, as_json):
+def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune, index_type, vector_store, max_tokens, overlap_tokens,
+          batch_size, commit_every, include, exclude, no_ignore, as_json):
     """Index files and folders: .txt .md .html .jsonl .csv (.pdf with the pdf extra), and any other
     file that is text (README, LICENSE, notes.1, app.conf).
 
@@ -51,7 +56,7 @@ def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune
     db = db_dir(db)
     config = IndexConfig(
         chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2)),
-        index_type=index_type, batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field,
+        index_type=index_type, vector_store=vector_store, batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field,
         id_field=id_field, prune=prune, include=tuple(include), exclude=tuple(exclude), gitignore=not no_ignore,
     )
     with Index(db, model, precision=precision, create=True, runtime=runtime) as opened:

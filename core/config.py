@@ -23,6 +23,19 @@ def default_db_dir() -> Path:
     return Path(env).expanduser() if env else xlsearch_home() / "index"
 
 
+# -- vector stores ---------------------------------------------------------------------------
+
+VECTOR_STORE_ENV = "XLSEARCH_VECTOR_STORE"  # sets --vector-store for `xlsearch index`
+# The index's --index-type as a Milvus index: (index type, build params, search params), chosen
+# like FAISS's (storage.faiss_files): IVF searches a third of its lists, HNSW a wide beam.
+MILVUS_INDEXES = {
+    "flat": ("FLAT", {}, {}),
+    "ivf": ("IVF_FLAT", {"nlist": 1024}, {"nprobe": 340}),
+    "hnsw": ("HNSW", {"M": 32, "efConstruction": 80}, {"ef": 512}),
+}
+MILVUS_MAX_TOPK = 16384  # Milvus refuses a larger limit per search
+
+
 # -- encoder precision ----------------------------------------------------------------------
 
 PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
@@ -72,6 +85,7 @@ class IndexConfig:
 
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     index_type: str | None = None  # flat | ivf | hnsw; None: the index's own ("flat" for a new one)
+    vector_store: str | None = None  # faiss | milvus-lite | milvus://HOST:PORT[/COLLECTION]; None: the index's own
     batch_size: int = 32
     text_field: str = "text"
     id_field: str | None = None

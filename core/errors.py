@@ -37,6 +37,10 @@ class IndexCorruptError(XlsearchError):
     """The index files cannot be read and cannot be repaired from what is stored."""
 
 
+class VectorStoreError(XlsearchError):
+    """The index's vector store (a Milvus server, a Milvus Lite folder) cannot be reached or used."""
+
+
 class IndexBusyError(XlsearchError):
     """Another `xlsearch index` run holds the index's write lock."""
 

@@ -13,6 +13,6 @@ stamp=.venv/.xlsearch-installed
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -c "import torch" 2>/dev/null || quiet_pip "torch==2.13.0"
-  quiet_pip -e ".[dev,train]"
+  quiet_pip -e ".[dev,train,milvus,ray]"
   echo "$want" > "$stamp"
 fi

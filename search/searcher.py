@@ -1,8 +1,10 @@
 """Dense search over the store: embed the query, take the nearest chunks, one hit per document.
 
 FAISS ranks chunks; a document with several matching chunks should appear once, under its best
-chunk, so we over-fetch chunks and group. A language filter is applied after the vector search
-(FAISS knows nothing of languages), widening the fetch until enough hits survive. With
+chunk, so we over-fetch chunks and group. Language and other filters are applied to the rows
+after the vector search, widening the fetch until enough hits survive (FAISS knows nothing of
+languages); a store that can filter as it searches (Milvus) is given them too, so its first
+fetch already holds only hits that survive. With
 `balance` (the default), candidates are ranked by scores calibrated per language
 (`search.calibration`), so a document in the other language is not buried under
 same-language text that merely shares the query's language.
@@ -24,6 +26,7 @@ from core.errors import InputError
 from core.terms import exact_terms, fts_query, terms
 from models.encoder import Encoder
 from storage.store import Store
+from storage.vector_store import VectorFilter
 
 from .calibration import language_calibration
 from .snippets import candidate_sentences, highlight_terms, make_snippet, term_hits
@@ -114,6 +117,11 @@ class SearchRequest:
     offset: int = 0
     semantic_snippets: bool = False
 
+    def vector_filter(self) -> VectorFilter:
+        """The filters, for a vector store that applies them as it searches (Milvus)."""
+        f = self.filters
+        return VectorFilter(None if self.lang == "any" else self.lang, f.path_glob, f.file_types, f.modified_after, f.modified_before)
+
     def checked(self) -> SearchRequest:
         """The request with its query cleaned, or an InputError naming what is wrong."""
         query = validate_query(self.query, self.k, self.lang)
@@ -168,8 +176,13 @@ def search_batch(
     # term matches and rows all come from the same committed generation.
     with store.snapshot():
         total = store.vectors.count()
-        first = max((_first_fetch(results[i], total) for i in dense), default=0)
-        candidates = dict(zip(dense, store.vectors.search(np.stack([qvecs[i] for i in dense]), first))) if dense else {}
+        candidates = {}
+        groups: dict[VectorFilter, list[int]] = {}  # one vector search per distinct filter (usually one)
+        for i in dense:
+            groups.setdefault(results[i].vector_filter(), []).append(i)
+        for where, members in groups.items():
+            first = max(_first_fetch(results[i], total) for i in members)
+            candidates.update(zip(members, store.vectors.search(np.stack([qvecs[i] for i in members]), first, where)))
         ranked = {i: _rank(store, results[i], qvecs.get(i), candidates.get(i, []), total, config) for i in valid}
     for i in valid:
         results[i] = _hits(encoder, results[i], qvecs.get(i), *ranked[i])
@@ -203,7 +216,7 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
         elif fetch <= len(candidates) or len(candidates) == total:
             dense = candidates[:fetch]
         else:
-            dense = store.vectors.search(qvec[None, :], fetch)[0]
+            dense = store.vectors.search(qvec[None, :], fetch, request.vector_filter())[0]
         lexical = store.documents.search_terms(match, fetch) if match else []
         rows = store.documents.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
         # a row is missing when a chunk in an older FAISS file has since been deleted: skip it

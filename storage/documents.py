@@ -190,6 +190,29 @@ class DocumentStore:
         return ids, vecs
 
     @storage_errors
+    def chunk_count(self) -> int:
+        return int(self.db.execute("select count(*) from chunks").fetchone()[0])
+
+    @storage_errors
+    def vector_rows(self, chunk_ids: list[int]) -> list[dict]:
+        """These chunks' vectors with the fields a vector store filters on (language, document,
+        path, file type, modified time): what a Milvus collection holds per chunk."""
+        if not chunk_ids:
+            return []
+        dim = self.dim
+        rows = self.db.execute(
+            f"""select c.id, c.vector, c.lang, c.doc_id, f.path, f.file_type, f.mtime
+                from chunks c join documents d on d.id = c.doc_id join files f on f.id = d.file_id
+                where c.id in ({",".join("?" * len(chunk_ids))})""",
+            chunk_ids,
+        )
+        return [
+            {"id": cid, "vector": _vector(cid, blob, dim), "lang": lang, "doc_id": doc_id, "path": path,
+             "file_type": file_type, "mtime": float(mtime)}
+            for cid, blob, lang, doc_id, path, file_type, mtime in rows
+        ]
+
+    @storage_errors
     def vector_sample(self, per_language: int) -> dict[str, np.ndarray]:
         """Up to `per_language` chunk vectors of each language: a fixed pseudo-random pick, cheap
         enough to take per generation. The pick goes by a hash of each chunk's text, not by chunk

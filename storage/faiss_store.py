@@ -20,6 +20,7 @@ from . import faiss_files as ff
 from .documents import DocumentStore
 from .failures import storage_errors
 from .lock import write_lock_held
+from .vector_store import VectorFilter
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,13 @@ class FaissVectorStore:
     def count(self) -> int:
         return self.index().ntotal
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """Top-k (chunk id, cosine) per query, all in one FAISS call."""
+    def search(self, queries: np.ndarray, k: int, where: VectorFilter | None = None) -> list[list[tuple[int, float]]]:
+        """Top-k (chunk id, cosine) per query, all in one FAISS call (`where` is left to the caller)."""
         found = ff.search_index_many(self.index(), np.asarray(queries, np.float32), k)
         return [[(int(i), float(s)) for i, s in zip(ids, scores)] for scores, ids in found]
+
+    def close(self) -> None:
+        self._index = self._index_generation = None
 
     def reset(self) -> None:
         self._drop_files()

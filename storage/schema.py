@@ -52,7 +52,7 @@ def _content_hash(value: str | bytes | None) -> int:
     return zlib.crc32(value.encode("utf-8") if isinstance(value, str) else value)
 
 
-def create_database(db_dir: Path, identity: ModelIdentity, index_type: str) -> None:
+def create_database(db_dir: Path, identity: ModelIdentity, index_type: str, vector_store: str = "faiss") -> None:
     """An empty index database at `db_dir/index.sqlite`, renamed into place once complete.
     One that fails (no room on the disk) removes its files."""
     if index_type not in INDEX_TYPES:
@@ -64,7 +64,7 @@ def create_database(db_dir: Path, identity: ModelIdentity, index_type: str) -> N
     try:
         db = connect(tmp)
         try:
-            _create_tables(db, identity, index_type)
+            _create_tables(db, identity, index_type, vector_store)
             # Into the file now, failing loudly: the checkpoint close() makes gives up silently
             # (a full disk), and the schema left in the -wal would not follow the rename.
             db.execute("pragma wal_checkpoint(truncate)")
@@ -82,7 +82,7 @@ def create_database(db_dir: Path, identity: ModelIdentity, index_type: str) -> N
         os.close(dir_fd)
 
 
-def _create_tables(db: sqlite_utils.Database, identity: ModelIdentity, index_type: str) -> None:
+def _create_tables(db: sqlite_utils.Database, identity: ModelIdentity, index_type: str, vector_store: str) -> None:
     with db.conn:
         db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
         db["files"].create(
@@ -108,6 +108,7 @@ def _create_tables(db: sqlite_utils.Database, identity: ModelIdentity, index_typ
             "schema_version": SCHEMA_VERSION, "generation": 0, "index_type": index_type,
             "model": identity.to_json(), "dim": identity.dim, "created_at": now(), "updated_at": now(),
             "precision": "",  # no vectors yet
+            "vector_store": vector_store,  # faiss | milvus-lite | milvus://HOST:PORT/COLLECTION
         }
         db["meta"].upsert_all(({"key": k, "value": str(v)} for k, v in meta.items()), pk="key")
 

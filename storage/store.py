@@ -18,6 +18,7 @@ from .documents import DocumentStore
 from .failures import no_room_on_open, storage_errors
 from .faiss_store import FaissVectorStore
 from .lock import LOCK_NAME, take_write_lock, write_lock_held
+from .milvus_store import MilvusVectorStore, check_ready, milvus_target
 from .records import FileRecord
 from .schema import NEW_SQLITE_NAME, SQLITE_NAME, create_database
 from .vector_store import VectorStore
@@ -51,20 +52,27 @@ class Store:
         if not exists(db_dir):
             raise InputError(f"no index at {db_dir} — create one with `xlsearch index PATH --db {db_dir}`")
         documents = DocumentStore.open(db_dir)
-        return cls(documents, FaissVectorStore(documents))
+        return cls(documents, vector_store(documents))
 
     @classmethod
     @no_room_on_open(reading=False)
     def open_for_writing(
-        cls, db_dir: Path, identity: ModelIdentity, index_type: str | None = None, precision: str = "fp32"
+        cls, db_dir: Path, identity: ModelIdentity, index_type: str | None = None, precision: str = "fp32",
+        vectors: str | None = None,
     ) -> Store:
         """Open (creating if needed) with the write lock held and the model checked.
 
-        Fails before touching anything if another run holds the lock or the index was built
-        with a different model. `precision` is the encoder's ("fp32"/"int8"): recorded in the
-        metadata with the vectors it makes (either precision searches the same index).
+        Fails before touching anything if another run holds the lock, the index was built with
+        a different model or its Milvus server cannot be reached. `precision` is the encoder's
+        ("fp32"/"int8"): recorded in the metadata with the vectors it makes (either precision
+        searches the same index). `vectors`: where the vectors are searched ("faiss",
+        "milvus-lite", "milvus://HOST:PORT[/COLLECTION]"), recorded in the index; None keeps
+        the index's own (FAISS for a new one); another one moves them there at the end of the run.
         """
         db_dir = Path(db_dir)
+        target = milvus_target(vectors, db_dir) if vectors and vectors != "faiss" else None
+        if target is not None:
+            check_ready(target)
         if db_dir.exists() and not db_dir.is_dir():
             raise InputError(f"--db {db_dir} is a file, not a directory — choose a directory for the index")
         leftovers = (LOCK_NAME, NEW_SQLITE_NAME, NEW_SQLITE_NAME + "-wal", NEW_SQLITE_NAME + "-shm")
@@ -76,14 +84,20 @@ class Store:
         try:
             fresh = not exists(db_dir)  # again, now that no one else can create it
             if fresh:
-                create_database(db_dir, identity, index_type or "flat")
+                create_database(db_dir, identity, index_type or "flat", target.spec if target else "faiss")
             documents = DocumentStore.open(db_dir, writable=True, precision=precision)
-            store = cls(documents, FaissVectorStore(documents), lock_fd)
+            store = cls(documents, vector_store(documents), lock_fd)
             if not fresh:
                 documents.check_model(identity)
+                if vectors and not same_vector_store(store.vectors.kind, vectors):
+                    store.vectors.reset()  # the new store is filled from SQLite by the run's sync
+                    documents.set_meta(vector_store=target.spec if target else "faiss")
+                    store.vectors = vector_store(documents)
                 if index_type and index_type != documents.meta("index_type"):
                     documents.set_meta(index_type=index_type)
                     store.vectors.reset()
+                if isinstance(store.vectors, MilvusVectorStore) and not vectors:
+                    check_ready(store.vectors.target)  # an unreachable server fails the run before it embeds anything
             return store
         except BaseException:
             if documents is not None:
@@ -92,6 +106,7 @@ class Store:
             raise
 
     def close(self) -> None:
+        self.vectors.close()
         self.documents.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -148,6 +163,18 @@ class Store:
                 "updated_at": documents.meta("updated_at"),
                 "size_bytes": sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file()),
             }
+
+
+def vector_store(documents: DocumentStore) -> VectorStore:
+    """The vector store an index recorded (FAISS for an index older than that record)."""
+    spec = documents.meta("vector_store") or "faiss"
+    return FaissVectorStore(documents) if spec == "faiss" else MilvusVectorStore(documents, spec)
+
+
+def same_vector_store(recorded: str, requested: str) -> bool:
+    """Whether --vector-store names the store an index already uses (a server address without
+    a collection name means the collection the index recorded there)."""
+    return recorded == requested or requested.startswith("milvus://") and recorded.startswith(requested.rstrip("/") + "/")
 
 
 def exists(db_dir: Path) -> bool:

@@ -145,7 +145,9 @@ class Index:
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
         encoder = self.encoder
-        with Store.open_for_writing(self.db, encoder.identity, config.index_type, precision=encoder.precision) as writer:
+        with Store.open_for_writing(
+            self.db, encoder.identity, config.index_type, precision=encoder.precision, vectors=config.vector_store
+        ) as writer:
             return run_index(paths, writer, encoder, config, progress=progress)
 
     # -- reading ------------------------------------------------------------------------------
