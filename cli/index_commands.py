@@ -29,6 +29,9 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
                    "in --db) or milvus://HOST:PORT[/COLLECTION] (a Milvus server; pip install 'xlsearch[milvus]'). "
                    "Recorded in the index: search, serve and info use it without this option; naming another one "
                    f"moves the vectors there. [env: {VECTOR_STORE_ENV}]")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Read, chunk and embed on a Ray cluster: a local one on this machine's cores, or the cluster at "
+                   "ADDRESS (HOST:6379, ray://HOST:10001, auto). Same index as without it. pip install 'xlsearch[ray]'.")
 @click.option("--max-tokens", type=click.IntRange(16, 510), default=256, show_default=True, help="Token budget per chunk.")
 @click.option("--overlap-tokens", type=click.IntRange(0, 256), default=32, show_default=True, help="Tokens repeated between chunks.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True, help="Chunks per encoder batch.")
@@ -41,7 +44,7 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @click.option("--no-ignore", is_flag=True, help="Walk into what .gitignore files ignore, too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune, index_type, vector_store, max_tokens, overlap_tokens,
+def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune, index_type, vector_store, ray_address, max_tokens, overlap_tokens,
           batch_size, commit_every, include, exclude, no_ignore, as_json):
     """Index files and folders: .txt .md .html .jsonl .csv (.pdf with the pdf extra), and any other
     file that is text (README, LICENSE, notes.1, app.conf).
@@ -59,8 +62,11 @@ def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune
         index_type=index_type, vector_store=vector_store, batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field,
         id_field=id_field, prune=prune, include=tuple(include), exclude=tuple(exclude), gitignore=not no_ignore,
     )
+    if ray_address and Path(ray_address).exists():
+        raise click.UsageError(f"--ray took {ray_address!r}, a path, as the cluster's address — put --ray after the paths, or write --ray=ADDRESS")
+    ray = False if ray_address is None else ray_address or True
     with Index(db, model, precision=precision, create=True, runtime=runtime) as opened:
-        summary = opened.add(paths, config, progress=not ctx.obj["quiet"] and not as_json)
+        summary = opened.add(paths, config, progress=not ctx.obj["quiet"] and not as_json, ray=ray)
         precision = opened.encoder.precision
     if as_json:
         emit_json({"db": str(db), **summary.to_dict(), "precision": precision})

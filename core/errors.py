@@ -61,3 +61,11 @@ class NotEnoughMemoryError(XlsearchError):
     """Embedding a batch needed more memory than the machine (or `ulimit -v`) allows."""
 
     exit_code = 5
+
+
+class WorkerError(XlsearchError):
+    """A worker of a distributed index run (a Ray actor or node) died or failed on a batch.
+
+    Batches committed before it stay in the index; once the cause is fixed the run can simply be
+    repeated, and files already committed are not embedded again.
+    """

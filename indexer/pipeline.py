@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -58,88 +58,123 @@ def _dominant_language(chunks: list[ChunkRecord]) -> str:
 def run_index(
     paths: Sequence[Path], store: Store, encoder: Encoder, config: IndexConfig, progress: bool = True
 ) -> IndexSummary:
-    started = time.monotonic()
-    summary = IndexSummary()
-    roots = check_paths(paths)
-    files = discover(roots, summary, config)
-    known = store.documents.file_hashes()
-    pending: list[tuple[FileRecord, bool]] = []  # (record, is_update)
-    pending_chunks = 0
-    bar = ChunkProgress(_sizes(files), summary, enabled=progress)
-
-    def flush() -> None:
-        nonlocal pending, pending_chunks
-        if not pending:
-            return
-        _embed([f for f, _ in pending], encoder, config.batch_size, bar, summary)
-        store.write_files([f for f, _ in pending], roots=roots)  # the roots: to show paths relative to them
-        for record, is_update in pending:
-            summary.updated += is_update
-            summary.added += not is_update
-            summary.documents += len(record.documents)
-        pending, pending_chunks = [], 0
-
-    for path in files:
-        key = str(path)
-        try:
-            data = path.read_bytes()
-            info = path.stat()
-        except OSError as exc:
-            summary.skipped.append((key, f"cannot read: {exc.strerror or exc}"))
-            bar.passed_over(path)
-            continue
-        sha = hashlib.sha256(data).hexdigest()
-        if known.get(key) == sha:
-            summary.unchanged += 1
-            bar.passed_over(path)
-            continue
-        try:
-            documents = parse_file(path, data, encoder, config)
-        except FileSkipped as exc:
-            summary.skipped.append((key, str(exc)))
-            bar.passed_over(path)
-            continue
-        bar.parsed(path, sum(len(d.chunks) for d in documents))
-        record = FileRecord(key, sha, info.st_size, info.st_mtime, file_type(path) or "text", documents)  # read_file took it as text
-        pending.append((record, key in known))
-        pending_chunks += sum(len(d.chunks) for d in documents)
-        # the first batch is small, so embedding (and the progress bar's rate) starts within
-        # seconds on a large collection instead of after 2,048 chunks have been read and cut
-        if pending_chunks >= (config.commit_every_chunks if summary.chunks else min(FIRST_COMMIT_CHUNKS, config.commit_every_chunks)):
-            flush()
-    flush()
-
-    if config.prune:
-        gone = [p for p in known if _under(p, roots) and not os.path.exists(p)]
-        if gone:
-            store.write_files([], removed_paths=gone)
-            summary.removed = len(gone)
-    bar.close()
-    store.sync_vectors()
-    summary.seconds = time.monotonic() - started
-    return summary
+    run = IndexRun(paths, store, config, progress, encoder)
+    for path in run.files:
+        run.add(path, examine(path, run.known.get(str(path)), encoder, config))
+    return run.finish()
 
 
-def _embed(files: list[FileRecord], encoder: Encoder, batch_size: int, bar: ChunkProgress, summary: IndexSummary) -> None:
+def examine(path: Path, known_sha: str | None, encoder: Encoder, config: IndexConfig) -> FileRecord | str | None:
+    """One discovered file: its record to store (parsed and chunked, vectors still empty), the
+    reason it is skipped, or None when its content still has the hash the index knows."""
+    try:
+        data = path.read_bytes()
+        info = path.stat()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    sha = hashlib.sha256(data).hexdigest()
+    if sha == known_sha:
+        return None
+    try:
+        documents = parse_file(path, data, encoder, config)
+    except FileSkipped as exc:
+        return str(exc)
+    return FileRecord(str(path), sha, info.st_size, info.st_mtime, file_type(path) or "text", documents)  # read_file took it as text
+
+
+def embed_files(files: list[FileRecord], encoder: Encoder, batch_size: int, on_batch: Callable[[int], None] | None = None) -> None:
+    """Fill in the vectors of every chunk of `files`, in one `encode` call (batches sorted by length)."""
     chunks = [(doc, c) for f in files for doc in f.documents for c in doc.chunks]
     log.info("embedding %d chunks of %d files (%s runtime)", len(chunks), len(files), encoder.runtime)
-
-    def on_batch(n: int) -> None:
-        summary.chunks += n
-        bar.embedded(n)
-
-    try:
-        vectors = encoder.encode([doc.text[c.start : c.end] for doc, c in chunks], "passage", batch_size, on_batch)
-    except (MemoryError, RuntimeError) as exc:
-        if not _out_of_memory(exc):
-            raise
-        smaller = f"a smaller --batch-size (e.g. {max(1, batch_size // 4)})" if batch_size > 1 else "a smaller --max-tokens"
-        raise NotEnoughMemoryError(
-            f"out of memory embedding chunks in batches of {batch_size} — run again with {smaller}; files committed "
-            f"before this ({summary.added + summary.updated}) are kept and will not be embedded again"
-        ) from None
+    vectors = encoder.encode([doc.text[c.start : c.end] for doc, c in chunks], "passage", batch_size, on_batch)
     for (_, chunk), vector in zip(chunks, vectors):
         chunk.vector = vector
+
+
+class IndexRun:
+    """The writing side of an index run, whoever parses and embeds the files.
+
+    It owns discovery, the hashes the index knows, the summary and the progress bar, commit
+    batches of whole files, pruning and the final vector sync. `run_index` hands it what it
+    examines itself and lets it embed each batch before it is written (`encoder`);
+    indexer/ray_index.py hands it what Ray workers parsed and embedded, in the same order, so
+    both write the same batches and SQLite gives their chunks the same ids.
+    """
+
+    def __init__(self, paths: Sequence[Path], store: Store, config: IndexConfig, progress: bool = True, encoder: Encoder | None = None):
+        self.started = time.monotonic()
+        self.store, self.config, self.encoder = store, config, encoder
+        self.summary = IndexSummary()
+        self.roots = check_paths(paths)
+        self.files = discover(self.roots, self.summary, config)
+        self.known = store.documents.file_hashes()
+        self.bar = ChunkProgress(_sizes(self.files), self.summary, enabled=progress)
+        self.pending: list[FileRecord] = []
+        self.pending_chunks = self.committed_chunks = 0
+
+    def add(self, path: Path, outcome: FileRecord | str | None) -> None:
+        """One file's outcome (see `examine`), in discovery order; a full batch is written."""
+        if outcome is None or isinstance(outcome, str):
+            if outcome is None:
+                self.summary.unchanged += 1
+            else:
+                self.summary.skipped.append((str(path), outcome))
+            self.bar.passed_over(path)
+            return
+        chunks = sum(len(d.chunks) for d in outcome.documents)
+        self.bar.parsed(path, chunks)
+        self.pending.append(outcome)
+        self.pending_chunks += chunks
+        # the first batch is small, so embedding (and the progress bar's rate) starts within
+        # seconds on a large collection instead of after 2,048 chunks have been read and cut
+        every = self.config.commit_every_chunks
+        if self.pending_chunks >= (every if self.committed_chunks else min(FIRST_COMMIT_CHUNKS, every)):
+            self.flush()
+
+    def embedded(self, n: int) -> None:
+        """`n` more chunk windows embedded (by `encoder` here, or by a worker)."""
+        self.summary.chunks += n
+        self.bar.embedded(n)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        if self.encoder is not None:
+            try:
+                embed_files(self.pending, self.encoder, self.config.batch_size, self.embedded)
+            except (MemoryError, RuntimeError) as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                raise self.out_of_memory() from None
+        self.store.write_files(self.pending, roots=self.roots)  # the roots: to show paths relative to them
+        for record in self.pending:
+            is_update = record.path in self.known
+            self.summary.updated += is_update
+            self.summary.added += not is_update
+            self.summary.documents += len(record.documents)
+        self.committed_chunks += self.pending_chunks
+        self.pending, self.pending_chunks = [], 0
+
+    def out_of_memory(self) -> NotEnoughMemoryError:
+        batch_size = self.config.batch_size
+        smaller = f"a smaller --batch-size (e.g. {max(1, batch_size // 4)})" if batch_size > 1 else "a smaller --max-tokens"
+        return NotEnoughMemoryError(
+            f"out of memory embedding chunks in batches of {batch_size} — run again with {smaller}; files committed "
+            f"before this ({self.summary.added + self.summary.updated}) are kept and will not be embedded again"
+        )
+
+    def finish(self) -> IndexSummary:
+        """The last batch, then --prune's removals and the vector sync; the summary."""
+        self.flush()
+        if self.config.prune:
+            gone = [p for p in self.known if _under(p, self.roots) and not os.path.exists(p)]
+            if gone:
+                self.store.write_files([], removed_paths=gone)
+                self.summary.removed = len(gone)
+        self.bar.close()
+        self.store.sync_vectors()
+        self.summary.seconds = time.monotonic() - self.started
+        return self.summary
 
 
 class ChunkProgress:
@@ -202,7 +237,7 @@ def _sizes(files: Sequence[Path]) -> dict[Path, int]:
     return sizes
 
 
-def _out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
     """MemoryError, or PyTorch's RuntimeError for a failed allocation (CPU, CUDA or MPS)."""
     text = str(exc)
     return isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text

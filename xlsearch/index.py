@@ -25,6 +25,7 @@ from core.config import IndexConfig, SearchConfig
 from core.errors import InputError
 from indexer.discovery import check_paths
 from indexer.pipeline import run_index
+from indexer.ray_index import run_index_ray
 from indexer.summary import IndexSummary
 from models.encoder import Encoder
 from models.loading import load_encoder
@@ -138,16 +139,24 @@ class Index:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def add(self, paths: Sequence[str | os.PathLike], config: IndexConfig | None = None, progress: bool = False) -> IndexSummary:
+    def add(
+        self, paths: Sequence[str | os.PathLike], config: IndexConfig | None = None, progress: bool = False,
+        ray: bool | str = False,
+    ) -> IndexSummary:
         """Index files and folders, incrementally: unchanged files (same content hash) are not
         embedded again, changed ones are replaced; with `config.prune`, files under `paths`
-        that no longer exist are dropped. Holds the write lock while it runs."""
+        that no longer exist are dropped. Holds the write lock while it runs.
+
+        `ray`: read, chunk and embed on a Ray cluster — True for a local one, or a cluster's
+        address ("HOST:6379", "ray://HOST:10001", "auto"); the index comes out as a plain run's."""
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
         encoder = self.encoder
         with Store.open_for_writing(
             self.db, encoder.identity, config.index_type, precision=encoder.precision, vectors=config.vector_store
         ) as writer:
+            if ray is not False:
+                return run_index_ray(paths, writer, encoder, config, None if ray is True else ray, progress=progress)
             return run_index(paths, writer, encoder, config, progress=progress)
 
     # -- reading ------------------------------------------------------------------------------
