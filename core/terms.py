@@ -14,29 +14,18 @@ words do, and measured on dev data they cost cross-lingual hits dearly
 
 from __future__ import annotations
 
-import logging
 import re
+
+from .chinese_words import cut_for_search
 
 _TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9_]+(?:[.\-:/][A-Za-z0-9_]+)*")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_jieba = None
-
-
-def _segment(run: str) -> list[str]:
-    global _jieba
-    if _jieba is None:
-        import jieba
-
-        jieba.setLogLevel(logging.WARNING)
-        _jieba = jieba
-    return [w for w in _jieba.cut_for_search(run) if w.strip()]
-
 
 def terms(text: str) -> list[str]:
     out: list[str] = []
     for m in _TOKEN.finditer(text):
         token = m.group()
-        out.extend(_segment(token) if _HAN.match(token) else [token.lower()])
+        out.extend(cut_for_search(token) if _HAN.match(token) else [token.lower()])
     return out
 
 
@@ -57,7 +46,7 @@ def exact_terms(query: str) -> list[str]:
         token = m.group()
         if _HAN.match(token):
             if not chinese_query:
-                out.extend(_segment(token))
+                out.extend(cut_for_search(token))
         elif chinese_query or _EXACT.search(token):
             out.append(token.lower())
     return out

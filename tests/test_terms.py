@@ -19,3 +19,26 @@ def test_exact_terms_are_the_language_neutral_ones():
     assert exact_terms("如何配置 sudo 权限") == ["sudo"]
     assert exact_terms("what does 图层 mean") == ["图层"]
     assert exact_terms("how do I shut down the system") == []
+
+
+SENTENCES = [
+    "使用软件包管理器安装程序", "如何关闭系统并重新启动计算机", "中华人民共和国国务院办公厅发布通知",
+    "他来到了网易杭研大厦", "小明硕士毕业于中国科学院计算所，后在日本京都大学深造", "用 GnuPG 加密文件",
+    "图层蒙版画笔颜色选择工具", "编写脚本中的条件判断和循环语句", "这是一个伸手不见五指的黑夜",
+]
+
+
+def test_short_texts_cut_over_the_dictionary_copy_give_jiebas_own_words(tmp_path, monkeypatch):
+    import jieba
+
+    from core import chinese_words
+
+    monkeypatch.setenv("XLSEARCH_HOME", str(tmp_path))
+    monkeypatch.setattr(chinese_words, "_full", None)
+    monkeypatch.setattr(chinese_words, "_short", None)
+    assert chinese_words._short_tokenizer() is not None and list((tmp_path / "jieba").glob("dict-*.sqlite"))
+    monkeypatch.setattr(chinese_words, "_full", None)  # writing the copy loaded it: cut on the copy, as a fresh process
+    for sentence in SENTENCES:
+        assert chinese_words.cut_for_search(sentence) == [w for w in jieba.lcut_for_search(sentence) if w.strip()], sentence
+    assert chinese_words._full is None  # the whole dictionary was not needed
+    assert chinese_words.cut_for_search("长" * (chinese_words.SHORT_TEXT + 1)) and chinese_words._full is not None
