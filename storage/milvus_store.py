@@ -17,6 +17,7 @@ open elsewhere searches this index's vectors from SQLite in memory instead, and 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -148,6 +149,8 @@ class MilvusVectorStore:
             client = MilvusClient(target.uri, timeout=10)
             if not client.has_collection(target.collection):
                 self._create_collection(client)
+                with contextlib.suppress(OSError):  # a marker for a collection that is gone says nothing
+                    (self.dir / MARKER).unlink(missing_ok=True)
             client.load_collection(target.collection)
         except Exception as exc:  # pymilvus raises MilvusException and its kin, gRPC errors, OSError
             raise VectorStoreError(

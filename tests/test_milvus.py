@@ -235,3 +235,13 @@ def test_milvus_lite_open_in_another_process_is_searched_from_sqlite(docs, tmp_p
     hits = json.loads(run("search", "a brand new document", "--db", db, "--json", "-k", "1").stdout)["hits"]
     assert hits[0]["path"].endswith("new.txt")
     assert json.loads(run("info", "--db", db, "--json").stdout)["vectors_in_sync"]
+
+
+def test_a_collection_dropped_behind_the_index_is_rebuilt(docs, tmp_path, tiny_model_dir):
+    db = tmp_path / "idx"
+    assert run("index", docs, "--db", db, "--model", tiny_model_dir, "--vector-store", "milvus-lite").exit_code == 0
+    before = answers(db)
+    with Store.open(db) as store:
+        store.vectors.connect().drop_collection("chunks")
+        store.vectors.close()
+    assert answers(db) == before
