@@ -5,8 +5,9 @@ marshal cache) takes ~0.7 s, a third of a fresh `xlsearch search` for a Chinese 
 a handful of lookups. So the dictionary is also copied once into an SQLite file under
 $XLSEARCH_HOME, and short texts are cut by a jieba tokenizer whose dictionary is a view of that
 file: the same words, the same frequencies, the same algorithm, so the same words out
-(tests/test_terms.py checks) at a few milliseconds' start. Bulk text (indexing), or a process
-that has loaded the dict anyway, uses jieba's own.
+(tests/test_terms.py checks) at a few milliseconds' start. A lookup on disk costs ~10x one in
+memory, so a process switches to jieba's own dictionary once it has cut more than a few
+queries' worth of text (an index run, a busy server), and never looks back.
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ from pathlib import Path
 
 from .config import xlsearch_home
 
-SHORT_TEXT = 256  # characters: below this, lookups on disk beat loading the whole dictionary
+SHORT_BUDGET = 2000  # characters a process cuts on disk before loading the whole dictionary pays
 _lock = threading.RLock()  # the first short cut may load the full dictionary to copy it
 _full = None  # jieba's default tokenizer, once its dictionary is loaded
 _short = None  # a tokenizer over the dictionary's SQLite copy
+_short_chars = 0  # characters cut with it so far
 
 
 def cut_for_search(run: str) -> list[str]:
     """jieba's search-mode words of a run of Han characters."""
-    if _full is None and len(run) <= SHORT_TEXT:
-        tokenizer = _short_tokenizer() or _full_tokenizer()
-    else:
-        tokenizer = _full_tokenizer()
+    global _short_chars
+    tokenizer = None
+    if _full is None and _short_chars + len(run) <= SHORT_BUDGET:
+        tokenizer = _short_tokenizer()
+        _short_chars += len(run)
+    tokenizer = tokenizer or _full_tokenizer()
     return [w for w in tokenizer.cut_for_search(run) if w.strip()]
 
 

@@ -36,9 +36,10 @@ def test_short_texts_cut_over_the_dictionary_copy_give_jiebas_own_words(tmp_path
     monkeypatch.setenv("XLSEARCH_HOME", str(tmp_path))
     monkeypatch.setattr(chinese_words, "_full", None)
     monkeypatch.setattr(chinese_words, "_short", None)
+    monkeypatch.setattr(chinese_words, "_short_chars", 0)
     assert chinese_words._short_tokenizer() is not None and list((tmp_path / "jieba").glob("dict-*.sqlite"))
     monkeypatch.setattr(chinese_words, "_full", None)  # writing the copy loaded it: cut on the copy, as a fresh process
     for sentence in SENTENCES:
         assert chinese_words.cut_for_search(sentence) == [w for w in jieba.lcut_for_search(sentence) if w.strip()], sentence
     assert chinese_words._full is None  # the whole dictionary was not needed
-    assert chinese_words.cut_for_search("长" * (chinese_words.SHORT_TEXT + 1)) and chinese_words._full is not None
+    assert chinese_words.cut_for_search("长" * chinese_words.SHORT_BUDGET) and chinese_words._full is not None  # bulk text
