@@ -44,6 +44,10 @@ LITE_FOLDER = "milvus.db"  # Milvus Lite's data folder inside the index director
 MARKER = "milvus-sync.json"
 _SERVER = re.compile(r"^milvus://(?P<host>[^/:]+):(?P<port>\d+)(?:/(?P<collection>[A-Za-z_][A-Za-z0-9_]*))?/?$")
 _UPSERT_ROWS = 2000
+# pymilvus pings every 10 s; Milvus Lite's in-process gRPC server answers a call that runs for minutes
+# (building an HNSW index over a large collection) with GOAWAY "too_many_pings", and pymilvus's retry then
+# fails ("index already exists"): found by benchmarks/vector_stores.py at 1M vectors. No need to ping our own process.
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 3_600_000, "grpc.keepalive_permit_without_calls": False}
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ class MilvusVectorStore:
                 "time — stop it and run again, or use a Milvus server (--vector-store milvus://HOST:PORT)"
             )
         try:
-            client = MilvusClient(target.uri, timeout=10)
+            client = MilvusClient(target.uri, timeout=10, **({"grpc_options": LITE_GRPC_OPTIONS} if target.lite else {}))
             if not client.has_collection(target.collection):
                 self._create_collection(client)
                 with contextlib.suppress(OSError):  # a marker for a collection that is gone says nothing
