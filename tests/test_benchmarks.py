@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +116,19 @@ def test_cold_start_helpers(tmp_path):
             hang([py, "-c", "import time; time.sleep(30)"], timeout=0.5)
     help_ = subprocess.run([py, str(ROOT / "benchmarks" / "cold_start.py"), "--help"], capture_output=True, text=True, timeout=60)
     assert help_.returncode == 0 and "--repeats" in help_.stdout
+
+
+def test_vector_stores_grow():
+    """benchmarks/vector_stores.py's growing of real vectors: originals once, then noisy unit copies at the target cosine."""
+    from benchmarks import vector_stores as vs
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((50, 384)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    source, out = vs.sources(50, 400, 0), np.zeros((400, 384), np.float32)
+    cosine = vs.grow(real, source, vs.noise_sigma(384, 0.92), 0, out)
+    assert np.array_equal(out[:50], real) and not np.array_equal(out[50:100], real)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5) and abs(cosine - 0.92) < 0.01
+    assert np.allclose((out[50:] * real[source[50:]]).sum(1).mean(), cosine, atol=1e-5)
+    subset = vs.sources(50, 20, 0)
+    assert len(set(subset)) == 20 and np.isnan(vs.grow(real, subset, 0.1, 0, out[:20])) and np.array_equal(out[:20], real[subset])
