@@ -43,8 +43,13 @@ def take_write_lock(db_dir: Path) -> int:
 
 
 def write_lock_held(db_dir: Path) -> bool:
+    return flock_held(db_dir / LOCK_NAME)
+
+
+def flock_held(path: Path) -> bool:
+    """Whether some process holds a flock on `path` (ours or another engine's, like Milvus Lite's)."""
     try:
-        fd = os.open(db_dir / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:

@@ -18,7 +18,6 @@ open elsewhere searches this index's vectors from SQLite in memory instead, and 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from core.errors import InputError, VectorStoreError
 
 from . import faiss_files as ff
 from .documents import DocumentStore
-from .lock import write_lock_held
+from .lock import flock_held, write_lock_held
 from .vector_store import VectorFilter
 
 log = logging.getLogger(__name__)
@@ -321,18 +320,7 @@ class MilvusVectorStore:
 
 def lite_in_use(folder: Path) -> bool:
     """Whether another process holds Milvus Lite's lock on `folder` (this one's own server does not count)."""
-    lock = folder / "LOCK"
-    if not lock.exists() or str(folder) in _open_here():
-        return False
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
+    return str(folder) not in _open_here() and flock_held(folder / "LOCK")
 
 
 def _open_here() -> set[str]:
