@@ -34,6 +34,9 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
                    "ADDRESS (HOST:6379, ray://HOST:10001, auto). Same index as without it. pip install 'xlsearch[ray]'.")
 @click.option("--max-tokens", type=click.IntRange(16, 510), default=256, show_default=True, help="Token budget per chunk.")
 @click.option("--overlap-tokens", type=click.IntRange(0, 256), default=32, show_default=True, help="Tokens repeated between chunks.")
+@click.option("--head-tokens", type=click.IntRange(0, 510), default=64, show_default=True,
+              help="A document longer than one chunk also gets its opening (title, summary line) as a chunk of up to "
+                   "this many tokens, so a page whose answer is its title is found; 0: none.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True, help="Chunks per encoder batch.")
 @click.option("--commit-every", type=click.IntRange(1), default=2048, show_default=True,
               help="Chunks per committed batch: an interrupted run keeps what was committed and resumes after it.")
@@ -45,7 +48,7 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune, index_type, vector_store, ray_address, max_tokens, overlap_tokens,
-          batch_size, commit_every, include, exclude, no_ignore, as_json):
+          head_tokens, batch_size, commit_every, include, exclude, no_ignore, as_json):
     """Index files and folders: .txt .md .html .jsonl .csv (.pdf with the pdf extra), and any other
     file that is text (README, LICENSE, notes.1, app.conf).
 
@@ -58,7 +61,7 @@ def index(ctx, paths, db, model, precision, runtime, text_field, id_field, prune
     """
     db = db_dir(db)
     config = IndexConfig(
-        chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2)),
+        chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=min(overlap_tokens, max_tokens // 2), head_tokens=head_tokens),
         index_type=index_type, vector_store=vector_store, batch_size=batch_size, commit_every_chunks=commit_every, text_field=text_field,
         id_field=id_field, prune=prune, include=tuple(include), exclude=tuple(exclude), gitignore=not no_ignore,
     )

@@ -77,6 +77,11 @@ class ChunkConfig:
 
     max_tokens: int = 256
     overlap_tokens: int = 32
+    # A document longer than one passage also gets a short "head" passage — its opening (a title,
+    # a NAME line, a summary sentence) up to this many tokens — as a vector of its own: the best
+    # passage alone loses a page whose answer is its title, diluted in a 256-token window
+    # (benchmarks/page_retrieval.py). 0: no head passages.
+    head_tokens: int = 64
 
 
 @dataclass
@@ -107,3 +112,6 @@ class SearchConfig:
 
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
+    # full-text bm25 of all the query's words, reordering only the query-language documents among
+    # themselves (search.same_language); 0: off
+    same_language_weight: float = 1.0

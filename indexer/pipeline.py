@@ -25,7 +25,7 @@ from models.encoder import Encoder
 from storage.records import ChunkRecord, DocumentRecord, FileRecord
 from storage.store import Store
 
-from .chunker import chunk_text
+from .chunker import Span, chunk_text
 from .discovery import check_paths, discover
 from .filetypes import file_type
 from .readers import read_file
@@ -40,12 +40,27 @@ def parse_file(path: Path, data: bytes, encoder: Encoder, config: IndexConfig) -
     documents = []
     for parsed in read_file(path, data, config.text_field, config.id_field):
         spans = chunk_text(parsed.text, encoder, config.chunk.max_tokens, config.chunk.overlap_tokens)
+        head = head_span(parsed.text, spans, encoder, config.chunk.head_tokens)
         chunks = []
+        if head is not None:
+            text = parsed.text[head.start : head.end]
+            title = "" if parsed.title in text else parsed.title + " "  # the title weighs in the head's terms
+            chunks.append(ChunkRecord(head.start, head.end, detect_language(text), head.n_tokens, terms=fts_text(title + text)))
         for s in spans:
             text = parsed.text[s.start : s.end]
             chunks.append(ChunkRecord(s.start, s.end, detect_language(text), s.n_tokens, terms=fts_text(text)))
-        documents.append(DocumentRecord(parsed.key, parsed.title, parsed.text, _dominant_language(chunks), chunks))
+        documents.append(DocumentRecord(parsed.key, parsed.title, parsed.text, _dominant_language(chunks[head is not None :]), chunks))
     return documents
+
+
+def head_span(text: str, spans: list[Span], encoder: Encoder, head_tokens: int) -> Span | None:
+    """The document's opening as a passage of at most `head_tokens` tokens, on sentence
+    boundaries — or None when the document is one passage already (its head adds nothing)."""
+    if head_tokens <= 0 or len(spans) < 2:
+        return None
+    # the opening sentences lie within the first passage; chunking just those is cheap
+    first = chunk_text(text[: spans[0].end], encoder, head_tokens, 0)[0]
+    return first if first.end < spans[0].end else None
 
 
 def _dominant_language(chunks: list[ChunkRecord]) -> str:

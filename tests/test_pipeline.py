@@ -175,3 +175,35 @@ def test_the_first_commit_batch_is_small_so_embedding_starts_early(tmp_path, tin
     summary = index([root], tmp_path / "idx", Recording(tiny_encoder), commit_every_chunks=1000)
     assert summary.chunks == 400
     assert calls == [FIRST_COMMIT_CHUNKS, 400 - FIRST_COMMIT_CHUNKS]
+
+
+def test_a_long_document_gets_its_opening_as_a_head_chunk(tmp_path, tiny_encoder):
+    from indexer.pipeline import parse_file
+
+    body = " ".join(f"Sentence number {i} talks about layers and caches." for i in range(60))
+    text = f"# Cache tuning\n\nHow to size the page cache for a database server.\n\n{body}"
+    config = IndexConfig(chunk=ChunkConfig(max_tokens=64, overlap_tokens=8, head_tokens=24))
+    [doc] = parse_file(tmp_path / "long.md", text.encode(), tiny_encoder, config)
+    head, rest = doc.chunks[0], doc.chunks[1:]
+    assert len(rest) > 2
+    assert head.start == 0 and head.n_tokens <= 24 and head.end < rest[0].end
+    assert doc.text[head.start : head.end].startswith("Cache tuning")
+    assert "cache" in head.terms.split()
+
+    no_head = IndexConfig(chunk=ChunkConfig(max_tokens=64, overlap_tokens=8, head_tokens=0))
+    [plain] = parse_file(tmp_path / "long.md", text.encode(), tiny_encoder, no_head)
+    assert [(c.start, c.end) for c in plain.chunks] == [(c.start, c.end) for c in rest]
+    # a document that is one chunk already gets no head: it would repeat that chunk
+    [short] = parse_file(tmp_path / "short.md", b"# Cache\n\nOne line.", tiny_encoder, config)
+    assert len(short.chunks) == 1
+
+
+def test_a_head_chunk_carries_a_title_its_text_lacks(tmp_path, tiny_encoder):
+    from indexer.pipeline import parse_file
+
+    body = " ".join(f"<p>Paragraph {i} explains how rows are merged.</p>" for i in range(60))
+    html = f"<html><head><title>Merging Rows</title></head><body><p>Opening words.</p>{body}</body></html>"
+    config = IndexConfig(chunk=ChunkConfig(max_tokens=64, overlap_tokens=8, head_tokens=24))
+    [doc] = parse_file(tmp_path / "merge.html", html.encode(), tiny_encoder, config)
+    assert "Merging" not in doc.text[doc.chunks[0].start : doc.chunks[0].end]
+    assert {"merging", "rows", "opening"} <= set(doc.chunks[0].terms.split())
