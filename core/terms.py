@@ -52,7 +52,19 @@ def exact_terms(query: str) -> list[str]:
     return out
 
 
-def fts_query(text: str, exact_only: bool = False) -> str | None:
+# Words nearly every page holds: matching them costs a bm25 pass over most of the index and
+# tells pages apart by length only. Dropped from full-text queries (`drop_common`), kept in the
+# index (a phrase query still finds them).
+COMMON_WORDS = frozenset(
+    "a an the of to in on at for from by with and or not no is are was were be been it its this that these "
+    "those as if then than do does how what which who when where why can you your i we our my me "
+    "的 了 和 与 及 或 是 在 有 为 对 中 上 下 把 被 就 都 也 而 之 这 那 一个 个 我 你 他 它 我们 如何 怎么 什么 吗 呢".split()
+)
+
+
+def fts_query(text: str, exact_only: bool = False, drop_common: bool = False) -> str | None:
     """An FTS5 MATCH expression: any of the query's terms, each quoted (so no syntax leaks)."""
     unique = list(dict.fromkeys(exact_terms(text) if exact_only else terms(text)))
+    if drop_common:
+        unique = [t for t in unique if t not in COMMON_WORDS]
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique) or None

@@ -23,12 +23,14 @@ import numpy as np
 from core.choices import LANG_FILTERS, MAX_K, MAX_QUERY_CHARS, MODES
 from core.config import SearchConfig
 from core.errors import InputError
+from core.language import detect_language
 from core.terms import exact_terms, fts_query, terms
 from models.encoder import Encoder
 from storage.store import Store
 from storage.vector_store import VectorFilter
 
 from .calibration import language_calibration
+from .same_language import reorder_same_language
 from .snippets import candidate_sentences, highlight_terms, make_snippet, term_hits
 
 # Hits are ordered by their score as shown (rounded to this many decimals), ties by chunk id: so
@@ -207,6 +209,9 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
     balance = request.balance and lang == "any" and qvec is not None
     fetch = _first_fetch(request, total)
     match = fts_query(query, exact_only=mode == "hybrid") if mode != "dense" else None
+    # hybrid: all the query's words, too, to reorder the query-language pages (search.same_language)
+    words = fts_query(query, drop_common=True) if mode == "hybrid" and config.same_language_weight > 0 else None
+    query_lang = detect_language(query)
     # In hybrid, lexical weighs as much as the query is made of exact terms: all of an
     # identifier lookup, little of a sentence that merely mentions a name.
     exact_share = len(exact_terms(query)) / max(1, len(terms(query)))
@@ -218,11 +223,13 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
         else:
             dense = store.vectors.search(qvec[None, :], fetch, request.vector_filter())[0]
         lexical = store.documents.search_terms(match, fetch) if match else []
-        rows = store.documents.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
+        worded = store.documents.search_terms(words, fetch) if words else []
+        rows = store.documents.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical} | {cid for cid, _ in worded}))
         # a row is missing when a chunk in an older FAISS file has since been deleted: skip it
         keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"]) and filters.allows(rows[cid])  # noqa: E731
         dense = [(cid, sim) for cid, sim in dense if keep(cid)]
         lexical = [(cid, bm25) for cid, bm25 in lexical if keep(cid)]
+        worded = [(cid, bm25) for cid, bm25 in worded if keep(cid)]
         similarity = dict(dense)
         scores = _dense_scores(store, qvec, dense, rows, balance)
         if mode == "lexical":
@@ -236,6 +243,10 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
             matches[doc] = matches.get(doc, 0) + 1
             if doc not in best or (round(score, SCORE_DECIMALS), -cid) > (round(best[doc][0], SCORE_DECIMALS), -best[doc][1]):
                 best[doc] = (score, cid)
+        if worded:
+            best = reorder_same_language(best, worded, rows, query_lang, config.same_language_weight)
+            for doc in best.keys() - matches.keys():
+                matches[doc] = 1
         distinct = _collapse(best, rows)
         if len(distinct) >= want or fetch >= total:
             break

@@ -43,3 +43,9 @@ def test_short_texts_cut_over_the_dictionary_copy_give_jiebas_own_words(tmp_path
         assert chinese_words.cut_for_search(sentence) == [w for w in jieba.lcut_for_search(sentence) if w.strip()], sentence
     assert chinese_words._full is None  # the whole dictionary was not needed
     assert chinese_words.cut_for_search("长" * chinese_words.SHORT_BUDGET) and chinese_words._full is not None  # bulk text
+
+
+def test_full_text_queries_leave_out_words_every_page_holds():
+    assert fts_query("how to list the files in a directory", drop_common=True) == '"list" OR "files" OR "directory"'
+    assert fts_query("如何列出目录中的文件", drop_common=True) == fts_query("列出目录文件", drop_common=True)
+    assert fts_query("the of", drop_common=True) is None
