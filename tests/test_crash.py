@@ -104,7 +104,7 @@ def test_sigkill_at_random_moments_then_rerun_equals_a_clean_build(tmp_path, tin
             time.sleep(rng.uniform(0, run_seconds))
         else:  # while it writes: from the moment the database appears to the end of a clean run
             _wait_for(db / SQLITE_NAME, proc)
-            time.sleep(rng.uniform(0, run_seconds - writing_began))
+            time.sleep(rng.uniform(0, 0.75 * (run_seconds - writing_began)))  # a busy machine runs slower
         killed_mid_run += proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
