@@ -132,3 +132,24 @@ def test_vector_stores_grow():
     assert np.allclose((out[50:] * real[source[50:]]).sum(1).mean(), cosine, atol=1e-5)
     subset = vs.sources(50, 20, 0)
     assert len(set(subset)) == 20 and np.isnan(vs.grow(real, subset, 0.1, 0, out[:20])) and np.array_equal(out[:20], real[subset])
+
+
+def test_page_retrieval_reads_man_descriptions_and_ranks_own_page_and_twin(tmp_path, tiny_model_dir):
+    """benchmarks/page_retrieval.py: the NAME line's description is the query; own page and twin
+    are found by path in a real index (tiny model, so only the bookkeeping is checked)."""
+    from benchmarks import page_retrieval as pr
+    from xlsearch import Index
+
+    assert pr._man_description("LS(1)\n\nNAME\n       ls - list directory\n       contents\n\nSYNOPSIS\n") == "list directory contents"
+    assert pr._man_description("名称\n       df - 报告文件系统空间使用情况\n") == "报告文件系统空间使用情况"
+    assert pr._man_description("NAME\n       nothing here\n") is None
+    for lang, words in (("en", EN), ("zh", ZH)):
+        (tmp_path / "c" / lang).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "c" / lang / f"p{i}.txt").write_text(" ".join(words[i * 4 : i * 4 + 4]), encoding="utf-8")
+    queries = [pr.Query(" ".join(EN[4:8]), "en", "p1.txt", "p1.txt"), pr.Query("nothing", "zh", "p9.txt", "p9.txt")]
+    with Index(tmp_path / "db", tiny_model_dir, create=True) as index:
+        index.add([tmp_path / "c"])
+        result = pr.measure(index, queries, "hybrid")
+    assert result["en"]["queries"] == 1 and result["en"]["own@10"] == 1.0 and result["en"]["twin@10"] == 1.0
+    assert result["zh"] == {"queries": 1, "own@1": 0.0, "own@10": 0.0, "own_mrr": 0.0, "twin@10": 0.0, "twin_mrr": 0.0}
