@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.config import ChunkConfig, IndexConfig, SearchConfig  # noqa: E402
 from indexer.readers import read_file  # noqa: E402
+from training.page_pairs import dev_page  # noqa: E402  (pages no recipe trains on)
 from xlsearch import Index  # noqa: E402
 
 LIBREOFFICE = Path("/usr/share/libreoffice/help")
@@ -57,11 +57,6 @@ class Query:
     lang: str  # the query's language: "en" or "zh"
     own: str  # file name (under en/ or zh/) of the page in the query's language
     twin: str  # of its translation
-
-
-def dev_page(relative_path: str) -> bool:
-    """LibreOffice help pages held out for tuning and evaluation — never for training."""
-    return int(hashlib.sha1(relative_path.encode()).hexdigest(), 16) % 4 == 0
 
 
 def _chinese(text: str) -> bool:

@@ -505,3 +505,45 @@ def test_keep_layers_and_distill_target_are_checked(parallel, tiny_model_dir, tm
         load_config(None, ["model.keep_layers=[a]"])
     with pytest.raises(InputError, match="distill.target: 'nearest' — expected one of pair_mean, english, same_text"):
         train(load_config(None, _settings(parallel, tiny_model_dir, tmp_path / "b", **{"distill.target": "nearest"})), progress=False)
+
+
+def test_retrieval_pairs_train_queries_against_their_passages(parallel, tiny_model_dir, tmp_path):
+    from training.train import train
+
+    words = list(_WORDS)
+    rows = [f"{words[i % len(words)]}\t{' '.join(words[(i + j) % len(words)] for j in range(6))}\n" for i in range(40)]
+    (tmp_path / "qp.tsv").write_text("".join(rows), encoding="utf-8")
+    out = tmp_path / "qp"
+    settings = _settings(parallel, tiny_model_dir, out, **{
+        "optim.max_steps": 12, "objectives.retrieval": 1.0, "data.retrieval_pairs": f"[{tmp_path / 'qp.tsv'}]",
+        "eval_every": 100,
+    })
+    summary = train(load_config(None, settings), progress=False)
+    assert summary["retrieval_pairs"] == 40
+    losses = [float(r["retrieval"]) for r in _metrics(out) if r.get("retrieval")]
+    assert len(losses) == 12 and sum(losses[-4:]) < sum(losses[:4]), losses
+
+    no_pairs = _settings(parallel, tiny_model_dir, tmp_path / "none", **{"objectives.retrieval": 1.0})
+    with pytest.raises(InputError, match="data.retrieval_pairs"):
+        train(load_config(None, no_pairs), progress=False)
+
+
+def test_help_pages_give_headings_and_keywords_their_sections_in_four_directions():
+    from training.page_pairs import dev_page, page_pairs, sections
+
+    def page(title, keyword, heading, texts):
+        paras = [f'<p class="paragraph">{t}</p>' for t in texts]
+        return (f'<meta itemprop="keywords" content="{keyword}"><div id="DisplayArea">'
+                f"<h1>{title}</h1>{paras[0]}<h2>{heading}</h2>{''.join(paras[1:])}</div>")
+
+    en = page("Rotating Tables", "tables, transposing", "Paste Special", ["Rows become columns.", "Choose Edit - Paste &amp; Special."])
+    zh = page("旋转表格", "表格, 转置", "选择性粘贴", ["行变为列。", "选择「编辑 - 选择性粘贴」。"])
+    keywords, secs = sections(en)
+    assert keywords == ["tables, transposing"]
+    assert secs == [("Rotating Tables", "Rows become columns."), ("Paste Special", "Choose Edit - Paste & Special.")]
+    pairs = page_pairs(en, zh)
+    assert ("Rotating Tables", "行变为列。") in pairs and ("旋转表格", "Rows become columns.") in pairs
+    assert ("选择性粘贴", "选择「编辑 - 选择性粘贴」。") in pairs and ("表格, 转置", "Rows become columns.") in pairs
+    assert page_pairs(en, page("旋转表格", "表格", "粘贴", ["行变为列。"])) == []  # structures differ
+    held_out = [dev_page(f"text/page{i}.html") for i in range(400)]
+    assert 0.15 < sum(held_out) / 400 < 0.35

@@ -21,6 +21,9 @@ class DataConfig:
     files: list[str] = field(default_factory=list)  # stems in train_dir; empty → every *.tsv
     pairs_per_file: int | None = None  # a seeded sample of each file; None → all of it
     extra_pairs: list[str] = field(default_factory=list)  # your own TSV / JSONL pair files
+    # query → passage pairs for objectives.retrieval: "libreoffice-help" (headings and keywords →
+    # their sections, training.page_pairs) or TSV files of query<TAB>passage
+    retrieval_pairs: list[str] = field(default_factory=list)
     monolingual: list[str] = field(default_factory=list)  # text files or xlsearch.db for MLM; empty → the pairs' sides
     max_tokens: int = 64  # per sentence, prompt included
     dev_dir: str | None = None  # None → ../shared/data/parallel/dev
@@ -47,6 +50,7 @@ class ObjectiveWeights:
     contrastive: float = 0.0
     mlm: float = 0.0
     tlm: float = 0.0
+    retrieval: float = 0.0  # in-batch InfoNCE of queries (query prompt) against their passages
 
 
 @dataclass

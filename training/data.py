@@ -37,6 +37,19 @@ def training_pairs(train_dir: Path, files: list[str], per_file: int | None, extr
     return pairs
 
 
+def retrieval_pairs(sources: list[str], seed: int) -> list[tuple[str, str]]:
+    """Query → passage pairs: built from a named help collection, or read from TSV files."""
+    from .page_pairs import libreoffice_pairs
+
+    pairs: list[tuple[str, str]] = []
+    for source in sources:
+        pairs += libreoffice_pairs(seed=seed) if source == "libreoffice-help" else read_pairs(Path(source))
+    if not pairs:
+        raise InputError('objectives.retrieval has a weight but data.retrieval_pairs yields no pairs — name "libreoffice-help" '
+                         "or TSV files of query<TAB>passage")
+    return pairs
+
+
 def read_monolingual(paths: list[str], limit: int | None = None) -> list[str]:
     """Lines of plain-text files, or the chunk texts of an xlsearch index (its --db folder)."""
     texts: list[str] = []

@@ -28,14 +28,14 @@ from core.pairs import default_dev_dir, default_train_dir, read_pairs
 from models.loading import resolve_model_path
 
 from .config import TrainConfig
-from .data import batch_plan, read_monolingual, training_pairs
+from .data import batch_plan, read_monolingual, retrieval_pairs, training_pairs
 from .evaluate import PairVectors, evaluate_pairs
 from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, pair_targets, tlm_inputs
 from .student import Student
 
 log = logging.getLogger(__name__)
 
-METRICS = ["step", "epoch", "elapsed_s", "lr", "loss", "distill", "contrastive", "mlm", "tlm", "dev_bitext", "dev_bias10"]
+METRICS = ["step", "epoch", "elapsed_s", "lr", "loss", "distill", "contrastive", "mlm", "tlm", "retrieval", "dev_bitext", "dev_bias10"]
 EN, ZH = 0, 1  # token types used as language ids by TLM
 
 
@@ -79,6 +79,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     total_steps = steps_per_epoch * cfg.optim.epochs
     if cfg.optim.max_steps:
         total_steps = min(total_steps, cfg.optim.max_steps)
+    retrieval = retrieval_pairs(cfg.data.retrieval_pairs, cfg.seed) if "retrieval" in weights else []
     monolingual = read_monolingual(cfg.data.monolingual) if "mlm" in weights and cfg.data.monolingual else [t for p in pairs for t in p]
     dev = _dev_sets(cfg, train_dir)
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
@@ -90,6 +91,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     # --- objectives and optimiser --------------------------------------------------------------
     distill = Distillation()
     contrastive = MarginInfoNCE(cfg.contrastive.margin, cfg.contrastive.scale, cfg.contrastive.learnable_scale).to(device)
+    query_passage = MarginInfoNCE(cfg.contrastive.margin, cfg.contrastive.scale)
     lm_head = MaskedLM(student.model.embeddings.word_embeddings).to(device) if {"mlm", "tlm"} & weights.keys() else None
     cache = GradientCache(student.embed, cfg.contrastive.mini_batch)
     params = {id(p): p for m in (student, contrastive, lm_head) if m is not None for p in m.parameters() if p.requires_grad}
@@ -164,6 +166,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
                     return sum(weights[k] * v for k, v in parts.items())
 
                 cache.step([student.tokenize(en, kind), student.tokenize(zh, kind)], sentence_loss)
+            if "retrieval" in weights:  # the step's slice of the (shuffled) query → passage pairs
+                batch = [retrieval[(step * cfg.optim.batch_size + i) % len(retrieval)] for i in range(cfg.optim.batch_size)]
+                loss = cache.step(
+                    [student.tokenize([q for q, _ in batch], "query"), student.tokenize([p for _, p in batch], "passage")],
+                    lambda q, p: weights["retrieval"] * query_passage(q.float(), p.float()),
+                )
+                losses["retrieval"] = float(loss) / weights["retrieval"]
             if "mlm" in weights:
                 texts = random.sample(monolingual, min(len(monolingual), cfg.optim.batch_size))
                 loss = _mlm_loss(student, lm_head, texts, cfg, mask_rng)
@@ -202,7 +211,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     metrics.close()
     _plot(out / "metrics.csv", out / "metrics.png")
     summary = {"out_dir": str(out), "steps": step, "total_steps": total_steps, "elapsed_s": round(elapsed_before + time.monotonic() - began, 1),
-               "pairs": len(pairs), "device": str(device), "finished": not stopped_early}
+               "pairs": len(pairs), "retrieval_pairs": len(retrieval), "device": str(device), "finished": not stopped_early}
     if not stopped_early:
         info = {"name": f"{cfg.name} (trained from {base.name})", "recipe": cfg.to_dict(), **{k: summary[k] for k in ("steps", "elapsed_s", "pairs", "device")}}
         summary["model"] = str(student.save(out / "model", info))
