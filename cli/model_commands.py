@@ -103,14 +103,15 @@ def train_command(ctx, config_path, overrides, resume, stop_at_step, as_json):
     The run folder (out_dir) gets: metrics.csv and metrics.png (losses, dev checks),
     checkpoint.pt (for --resume), and at the end model/ — a complete model folder
     to pass to --model, with trained.safetensors, the trained tensors alone (fp16).
+    A recipe with stages runs each in out_dir/<stage>, from the model of the one before.
     Evaluate it with: xlsearch eval --model <out_dir>/model
     Recipes select on dev data only; never point them at test sets.
     """
     from training.config import load_config
-    from training.train import train
+    from training.stages import train_recipe
 
     cfg = load_config(config_path, list(overrides))
-    summary = train(cfg, resume=resume, progress=not ctx.obj["quiet"] and not as_json, stop_at=stop_at_step)
+    summary = train_recipe(cfg, resume=resume, progress=not ctx.obj["quiet"] and not as_json, stop_at=stop_at_step)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

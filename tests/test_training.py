@@ -289,6 +289,10 @@ _WORDS = dict(zip(
 
 @pytest.fixture
 def parallel(tmp_path):
+    return write_parallel(tmp_path)
+
+
+def write_parallel(tmp_path):
     """Train and dev TSV files of made-up pairs: random English words and their word-for-word
     Chinese "translation" (one character each) — learnable, and inside the tiny model's vocabulary."""
     rng = random.Random(0)

@@ -6,6 +6,7 @@ so a typo cannot silently train with a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,10 @@ class DataConfig:
     # query → passage pairs for objectives.retrieval: "libreoffice-help" (headings and keywords →
     # their sections, training.page_pairs) or TSV files of query<TAB>passage
     retrieval_pairs: list[str] = field(default_factory=list)
+    # one mined hard negative per retrieval pair (training.hard_negatives), below this share of
+    # the query's score for its own passage
+    hard_negatives: bool = False
+    hard_negative_ceiling: float = 0.95
     monolingual: list[str] = field(default_factory=list)  # text files or xlsearch.db for MLM; empty → the pairs' sides
     max_tokens: int = 64  # per sentence, prompt included
     dev_dir: str | None = None  # None → ../shared/data/parallel/dev
@@ -77,6 +82,9 @@ class ContrastiveConfig:
 class MaskingConfig:
     probability: float = 0.15
     whole_word: bool = False  # mask whole jieba words (Chinese) / whole words (English)
+    # the MLM/TLM softmax: "full" (all 250,002 pieces) or "corpus" (the pieces the training text
+    # uses — exact for these labels, a fraction of the cost)
+    vocabulary: str = "full"
 
 
 @dataclass
@@ -109,6 +117,9 @@ class TrainConfig:
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # a chain of runs (training.stages): name → the keys that differ from the rest of the recipe;
+    # each stage trains from the one before it, in out_dir/<name>
+    stages: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -135,6 +146,10 @@ def _build(cls: type, values: dict, where: str, source: str) -> Any:
 def _check_type(value: Any, hint: Any, path: str, source: str) -> Any:
     allowed = set(get_args(hint)) if get_origin(hint) in (Union, UnionType) else {hint}
     if value is None and type(None) in allowed:
+        return value
+    if any(get_origin(a) is dict for a in allowed):
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise InputError(f"{source}: '{path}' must map names to sections of recipe keys")
         return value
     lists = [a for a in allowed if get_origin(a) is list]
     if lists and isinstance(value, list):
@@ -188,4 +203,35 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> TrainConfig:
             if not isinstance(node, dict):
                 raise InputError(f"--set {text}: '{k}' is not a section")
         node[keys[-1]] = value
-    return _build(TrainConfig, values, "", source)
+    cfg = _build(TrainConfig, values, "", source)
+    if cfg.masking.vocabulary not in ("full", "corpus"):
+        raise InputError(f"{source}: 'masking.vocabulary' = {cfg.masking.vocabulary!r} — expected full or corpus")
+    stage_configs(cfg, source)  # a mistake in any stage is reported before anything runs
+    return cfg
+
+
+def stage_configs(cfg: TrainConfig, source: str = "recipe") -> list[TrainConfig]:
+    """The runs a recipe makes: itself, or one per stage — the recipe's keys with the stage's laid
+    over them, out_dir/<stage>, and (unless the stage names one) the previous stage's model as
+    its base."""
+    if not cfg.stages:
+        return [cfg]
+    common = {k: v for k, v in cfg.to_dict().items() if k != "stages"}
+    runs, previous = [], None
+    for name, keys in cfg.stages.items():
+        if "stages" in keys:
+            raise InputError(f"{source}: stage '{name}' has stages of its own — stages do not nest")
+        values = _merged(copy.deepcopy(common), keys)
+        values["out_dir"] = str(Path(cfg.out_dir) / name)
+        if previous is not None and "base" not in keys.get("model", {}):
+            values["model"]["base"] = str(Path(previous.out_dir) / "model")
+        previous = _build(TrainConfig, values, "", f"{source}: stage '{name}'")
+        runs.append(previous)
+    return runs
+
+
+def _merged(common: dict, keys: dict) -> dict:
+    out = dict(common)
+    for key, value in keys.items():
+        out[key] = _merged(common[key], value) if isinstance(value, dict) and isinstance(common.get(key), dict) else value
+    return out

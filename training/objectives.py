@@ -134,10 +134,12 @@ def _set_rng_state(state: tuple) -> None:
 def mask_tokens(
     input_ids: torch.Tensor, special: torch.Tensor, vocab_size: int, mask_id: int,
     probability: float = 0.15, generator: torch.Generator | None = None, word_ids: torch.Tensor | None = None,
+    pieces: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking: pick `probability` of the non-special tokens — whole words when `word_ids`
     (one id per token, −1 for none) is given; of the picked, 80 % become the mask token, 10 % a
-    random token, 10 % stay. Returns (inputs, labels) with labels −100 where nothing is predicted.
+    random token (of `pieces` when given, else of the whole vocabulary), 10 % stay. Returns
+    (inputs, labels) with labels −100 where nothing is predicted.
     """
     shape = input_ids.shape
     if word_ids is None:
@@ -151,7 +153,8 @@ def mask_tokens(
     inputs = input_ids.clone()
     inputs[picked & (roll < 0.8)] = mask_id
     random_slots = picked & (roll >= 0.8) & (roll < 0.9)
-    inputs[random_slots] = torch.randint(vocab_size, (int(random_slots.sum()),), generator=generator, dtype=input_ids.dtype)
+    drawn = torch.randint(vocab_size if pieces is None else len(pieces), (int(random_slots.sum()),), generator=generator)
+    inputs[random_slots] = (drawn if pieces is None else pieces[drawn]).to(input_ids.dtype)
     return inputs, labels
 
 
@@ -173,20 +176,37 @@ def tlm_inputs(first: list[int], second: list[int], first_lang: int, second_lang
 class MaskedLM(nn.Module):
     """A language-model head for MLM and TLM: dense → GELU → LayerNorm → the (tied, frozen) word
     embeddings. e5 ships no such head, so it starts fresh and is only used while training.
-    Logits are computed for the masked positions only: 250k-way softmaxes are the cost here."""
+    Logits are computed for the masked positions only: 250k-way softmaxes are the cost here.
 
-    def __init__(self, word_embeddings: nn.Embedding, eps: float = 1e-12):
+    `pieces` (sorted piece ids) restricts the softmax to a vocabulary subset — the pieces the
+    training text uses (`training.masked.corpus_pieces`): every label lies in it, so this is the
+    exact softmax over the pieces that can occur, at a fraction of the 250k-way cost.
+    """
+
+    def __init__(self, word_embeddings: nn.Embedding, eps: float = 1e-12, pieces: torch.Tensor | None = None):
         super().__init__()
         hidden = word_embeddings.embedding_dim
         self.dense = nn.Linear(hidden, hidden)
         self.norm = nn.LayerNorm(hidden, eps=eps)
         self.decoder_weight = word_embeddings.weight
-        self.bias = nn.Parameter(torch.zeros(word_embeddings.num_embeddings))
+        size = word_embeddings.num_embeddings if pieces is None else len(pieces)
+        self.bias = nn.Parameter(torch.zeros(size))
+        self.pieces = None if pieces is None else pieces.long()
+        if self.pieces is not None:  # piece id → its row in the subset (−1: not in it)
+            position = torch.full((word_embeddings.num_embeddings,), -1, dtype=torch.long)
+            position[self.pieces] = torch.arange(len(self.pieces))
+            self.register_buffer("position", position, persistent=False)
 
     def forward(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         where = labels != -100
         if not where.any():
             return hidden.sum() * 0.0
         h = self.norm(F.gelu(self.dense(hidden[where])))
-        logits = h @ self.decoder_weight.T + self.bias
-        return F.cross_entropy(logits.float(), labels[where])
+        gold = labels[where]
+        if self.pieces is None:
+            return F.cross_entropy((h @ self.decoder_weight.T + self.bias).float(), gold)
+        gold = self.position[gold]
+        if bool((gold < 0).any()):
+            raise ValueError("a masked label lies outside the head's pieces — build them from the same texts")
+        weight = self.decoder_weight[self.pieces.to(h.device)]
+        return F.cross_entropy((h @ weight.T + self.bias).float(), gold)

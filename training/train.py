@@ -30,13 +30,14 @@ from models.loading import resolve_model_path
 from .config import TrainConfig
 from .data import batch_plan, read_monolingual, retrieval_pairs, training_pairs
 from .evaluate import PairVectors, evaluate_pairs
-from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, pair_targets, tlm_inputs
+from .hard_negatives import mine, with_negatives
+from .masked import corpus_pieces, mlm_loss, tlm_loss
+from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, pair_targets
 from .student import Student
 
 log = logging.getLogger(__name__)
 
 METRICS = ["step", "epoch", "elapsed_s", "lr", "loss", "distill", "contrastive", "mlm", "tlm", "retrieval", "dev_bitext", "dev_bias10"]
-EN, ZH = 0, 1  # token types used as language ids by TLM
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> dict:
@@ -60,7 +61,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     # --- model ------------------------------------------------------------------------------
     base = resolve_model_path(cfg.model.base)
     # a teacher other than the base is loaded before the student is cut down (keep_layers)
-    teacher_model = Student(resolve_model_path(cfg.distill.teacher), cfg.data.max_tokens).to(device) if cfg.distill.teacher else None
+    distilling = bool(cfg.objectives.distill)
+    teacher_model = Student(resolve_model_path(cfg.distill.teacher), cfg.data.max_tokens).to(device) if cfg.distill.teacher and distilling else None
     student = Student(base, cfg.data.max_tokens, cfg.model.keep_layers).to(device)
     if cfg.model.lora_rank:
         student.add_lora(cfg.model.lora_rank, cfg.model.lora_alpha, cfg.model.lora_targets)
@@ -80,6 +82,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     if cfg.optim.max_steps:
         total_steps = min(total_steps, cfg.optim.max_steps)
     retrieval = retrieval_pairs(cfg.data.retrieval_pairs, cfg.seed) if "retrieval" in weights else []
+    if retrieval and cfg.data.hard_negatives:  # mined by the model as loaded, before any step
+        retrieval = with_negatives(retrieval, mine(student, retrieval, out, cfg.data.hard_negative_ceiling, seed=cfg.seed))
     monolingual = read_monolingual(cfg.data.monolingual) if "mlm" in weights and cfg.data.monolingual else [t for p in pairs for t in p]
     dev = _dev_sets(cfg, train_dir)
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
@@ -92,7 +96,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     distill = Distillation()
     contrastive = MarginInfoNCE(cfg.contrastive.margin, cfg.contrastive.scale, cfg.contrastive.learnable_scale).to(device)
     query_passage = MarginInfoNCE(cfg.contrastive.margin, cfg.contrastive.scale)
-    lm_head = MaskedLM(student.model.embeddings.word_embeddings).to(device) if {"mlm", "tlm"} & weights.keys() else None
+    lm_head = None
+    if {"mlm", "tlm"} & weights.keys():
+        pieces = corpus_pieces(tok, monolingual + [t for p in pairs for t in p], cfg.data.max_tokens) if cfg.masking.vocabulary == "corpus" else None
+        if pieces is not None:
+            log.info("MLM/TLM softmax over the %d pieces the training text uses (of %d)", len(pieces), len(tok))
+        lm_head = MaskedLM(student.model.embeddings.word_embeddings, pieces=pieces).to(device)
     cache = GradientCache(student.embed, cfg.contrastive.mini_batch)
     params = {id(p): p for m in (student, contrastive, lm_head) if m is not None for p in m.parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(list(params.values()), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -168,18 +177,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
                 cache.step([student.tokenize(en, kind), student.tokenize(zh, kind)], sentence_loss)
             if "retrieval" in weights:  # the step's slice of the (shuffled) query → passage pairs
                 batch = [retrieval[(step * cfg.optim.batch_size + i) % len(retrieval)] for i in range(cfg.optim.batch_size)]
-                loss = cache.step(
-                    [student.tokenize([q for q, _ in batch], "query"), student.tokenize([p for _, p in batch], "passage")],
-                    lambda q, p: weights["retrieval"] * query_passage(q.float(), p.float()),
-                )
+                texts = [student.tokenize([b[0] for b in batch], "query"), student.tokenize([b[1] for b in batch], "passage")]
+                if cfg.data.hard_negatives:  # (query, passage, hard negative): the negatives join the query's row
+                    texts.append(student.tokenize([b[2] for b in batch], "passage"))
+                loss = cache.step(texts, lambda q, p, *hard: weights["retrieval"] * query_passage(q.float(), p.float(), *(h.float() for h in hard)))
                 losses["retrieval"] = float(loss) / weights["retrieval"]
             if "mlm" in weights:
                 texts = random.sample(monolingual, min(len(monolingual), cfg.optim.batch_size))
-                loss = _mlm_loss(student, lm_head, texts, cfg, mask_rng)
+                loss = mlm_loss(student, lm_head, texts, cfg.data.max_tokens, cfg.masking.probability, cfg.masking.whole_word, mask_rng)
                 (weights["mlm"] * loss).backward()
                 losses["mlm"] = float(loss.detach())
             if "tlm" in weights:
-                loss = _tlm_loss(student, lm_head, en, zh, cfg, mask_rng)
+                loss = tlm_loss(student, lm_head, en, zh, cfg.data.max_tokens, cfg.masking.probability, mask_rng)
                 (weights["tlm"] * loss).backward()
                 losses["tlm"] = float(loss.detach())
         torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.optim.grad_clip)
@@ -273,54 +282,6 @@ def _dev_check(student: Student, dev: dict[str, list[tuple[str, str]]]) -> dict[
     return {"dev_bitext": float(np.mean(bitext)), "dev_bias10": float(np.mean(bias))}
 
 
-def _word_ids(tokenizer, texts: list[str], offsets: torch.Tensor) -> torch.Tensor:
-    """Per token, the index of the jieba word its first character lies in (−1 for specials/padding)."""
-    import jieba
-
-    ids = torch.full(offsets.shape[:2], -1, dtype=torch.long)
-    for row, text in enumerate(texts):
-        starts = [s for _, s, _ in jieba.tokenize(text)]
-        for col, (a, b) in enumerate(offsets[row].tolist()):
-            if b > a:
-                ids[row, col] = int(np.searchsorted(starts, a, side="right")) - 1
-    return ids
-
-
-def _mlm_loss(student: Student, head: MaskedLM, texts: list[str], cfg: TrainConfig, rng: torch.Generator) -> torch.Tensor:
-    tok = student.tokenizer
-    batch = tok(texts, padding=True, truncation=True, max_length=cfg.data.max_tokens, return_tensors="pt",
-                return_special_tokens_mask=True, return_offsets_mapping=cfg.masking.whole_word)
-    words = _word_ids(tok, texts, batch["offset_mapping"]) if cfg.masking.whole_word else None
-    special = batch["special_tokens_mask"].bool() | (batch["attention_mask"] == 0)
-    inputs, labels = mask_tokens(batch["input_ids"], special, len(tok), tok.mask_token_id, cfg.masking.probability, rng, words)
-    device = student.device
-    hidden = student.hidden(inputs.to(device), batch["attention_mask"].to(device))
-    return head(hidden, labels.to(device))
-
-
-def _tlm_loss(student: Student, head: MaskedLM, en: list[str], zh: list[str], cfg: TrainConfig, rng: torch.Generator) -> torch.Tensor:
-    """Translation LM on the step's pairs; which language comes first is a coin flip per pair."""
-    tok = student.tokenizer
-    room = max(1, cfg.data.max_tokens - 2)
-    en_ids = tok(en, add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
-    zh_ids = tok(zh, add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
-    flips = torch.rand(len(en), generator=rng) < 0.5
-    rows = [tlm_inputs(z, e, ZH, EN, tok.bos_token_id, tok.eos_token_id) if flip else tlm_inputs(e, z, EN, ZH, tok.bos_token_id, tok.eos_token_id)
-            for e, z, flip in zip(en_ids, zh_ids, flips.tolist())]
-    width = max(len(r["input_ids"]) for r in rows)
-
-    def pad(key: str, value: int) -> torch.Tensor:
-        return torch.tensor([r[key] + [value] * (width - len(r[key])) for r in rows])
-
-    input_ids, positions, types = pad("input_ids", tok.pad_token_id), pad("position_ids", 0), pad("token_type_ids", 0)
-    attention = (torch.arange(width)[None, :] < torch.tensor([len(r["input_ids"]) for r in rows])[:, None]).long()
-    special = torch.isin(input_ids, torch.tensor(tok.all_special_ids)) | (attention == 0)
-    inputs, labels = mask_tokens(input_ids, special, len(tok), tok.mask_token_id, cfg.masking.probability, rng)
-    device = student.device
-    hidden = student.hidden(inputs.to(device), attention.to(device), position_ids=positions.to(device), token_type_ids=types.to(device))
-    return head(hidden, labels.to(device))
-
-
 class _MetricsLog:
     def __init__(self, path: Path, append: bool):
         fresh = not (append and path.exists())
@@ -352,7 +313,7 @@ def _plot(csv_path: Path, png_path: Path) -> None:
     if not rows:
         return
     fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("loss", "distill", "contrastive", "mlm", "tlm"):
+    for key in ("loss", "distill", "contrastive", "mlm", "tlm", "retrieval"):
         points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
         if points:
             ax_loss.plot(*zip(*points), label=key)
