@@ -153,3 +153,51 @@ def test_page_retrieval_reads_man_descriptions_and_ranks_own_page_and_twin(tmp_p
         result = pr.measure(index, queries, "hybrid")
     assert result["en"]["queries"] == 1 and result["en"]["own@10"] == 1.0 and result["en"]["twin@10"] == 1.0
     assert result["zh"] == {"queries": 1, "own@1": 0.0, "own@10": 0.0, "own_mrr": 0.0, "twin@10": 0.0, "twin_mrr": 0.0}
+
+
+class _Lookup:
+    """An encoder whose vectors are given per text: exact expectations for the rank bookkeeping."""
+
+    def __init__(self, vectors: dict[str, list[float]]):
+        self.vectors = vectors
+
+    def encode(self, texts, kind="passage"):
+        v = np.array([self.vectors[t] for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_heldout_xquad_split_puts_each_article_in_one_language_and_counts_both_splits(tmp_path):
+    """benchmarks/heldout.py on a two-article XQuAD look-alike: every question finds its own
+    paragraph in its language, and in the split collection each article is in one language."""
+    from benchmarks import heldout
+
+    vectors = {}
+    for lang in ("en", "zh"):
+        data = []
+        for a in range(2):
+            context = f"{lang} paragraph {a}"
+            vectors[context] = [1.0 if i == a else 0.0 for i in range(4)] + [0.1 if lang == "zh" else 0.0]
+            q = f"{lang} question {a}"
+            vectors[q] = vectors[context][:4] + [0.0]
+            data.append({"title": str(a), "paragraphs": [{"context": context, "qas": [{"id": f"{a}", "question": q}]}]})
+        (tmp_path / f"xquad.{lang}.json").write_text(json.dumps({"data": data}), encoding="utf-8")
+    out = heldout.xquad(_Lookup(vectors), tmp_path)
+    assert out["paragraphs"] == 2 and out["questions"] == 2
+    assert out["same_en"]["r1"] == out["same_zh"]["r1"] == 1.0 and out["cross_en_zh"]["r1"] == 1.0
+    # per split one article is in the query's language and one is not; both splits: 2 + 2 per language
+    assert {k: v["n"] for k, v in out["split"].items()} == {"cross_en": 2, "cross_zh": 2, "same_en": 2, "same_zh": 2}
+    assert all(v["r1"] == 1.0 for v in out["split"].values())
+    assert heldout.ranks(np.eye(3), np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1.0]]), np.array([0, 0, 2])).tolist() == [2, 1, 1]
+
+
+def test_section_retrieval_groups_pairs_by_direction_and_ranks_within_the_target_language():
+    from benchmarks import section_retrieval as sr
+
+    vectors = {"Tables": [1, 0, 0], "表格": [1, 0.1, 0], "Charts": [1, 0.01, 0],
+               "tables text": [1, 0, 0], "表格文字": [1, 0, 0.1], "charts text": [0.9, 0.1, 0], "图表文字": [0, 1, 0.1]}
+    pairs = [("Tables", "tables text"), ("表格", "表格文字"), ("Tables", "表格文字"), ("表格", "tables text"),
+             ("Charts", "charts text"), ("Charts", "图表文字")]
+    out = sr.measure(_Lookup(vectors), pairs)
+    assert set(out) == {"en→en", "zh→zh", "en→zh", "zh→en"}
+    assert out["en→en"] == {"queries": 2, "passages": 2, "r1": 0.5, "mrr10": 0.75}  # "Charts" ranks its own text second
+    assert out["en→zh"]["r1"] == 0.5 and out["zh→en"] == {"queries": 1, "passages": 1, "r1": 1.0, "mrr10": 1.0}

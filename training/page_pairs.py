@@ -76,8 +76,9 @@ def page_pairs(en_page: str, zh_page: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def libreoffice_pairs(root: Path = LIBREOFFICE_HELP, seed: int = 0) -> list[tuple[str, str]]:
-    """Every training page's pairs, shuffled (seeded) so a batch mixes pages."""
+def libreoffice_pairs(root: Path = LIBREOFFICE_HELP, seed: int = 0, dev: bool = False) -> list[tuple[str, str]]:
+    """Every training page's pairs, shuffled (seeded) so a batch mixes pages; `dev`: the held-out
+    pages' pairs instead, for checking (benchmarks/section_retrieval.py), never for training."""
     if not (root / "zh-CN").is_dir():
         from core.errors import InputError
 
@@ -86,7 +87,7 @@ def libreoffice_pairs(root: Path = LIBREOFFICE_HELP, seed: int = 0) -> list[tupl
     for en_path in sorted((root / "en-US").rglob("*.html")):
         rel = str(en_path.relative_to(root / "en-US"))
         zh_path = root / "zh-CN" / rel
-        if dev_page(rel) or not zh_path.exists():
+        if dev_page(rel) != dev or not zh_path.exists():
             continue
         pairs += page_pairs(en_path.read_text(encoding="utf-8", errors="replace"), zh_path.read_text(encoding="utf-8", errors="replace"))
     pairs = list(dict.fromkeys(pairs))
