@@ -431,6 +431,15 @@ def test_shipping_rule_needs_better_on_every_set_and_same_language_kept():
     assert "| news | 0.800 / 0.800 | 0.800 / 0.800 | 0.900 / 0.900 |" in table
 
 
+def test_replacing_the_default_allows_a_point_per_cell_and_nothing_on_same_language():
+    from training.compare import replacement_verdict
+
+    default = _result(0.95, 0.90)
+    assert replacement_verdict(default, _result(0.94, 0.90)) == []  # one point down per cell is allowed
+    assert any("bitext_en_zh: 0.930 < default 0.950" in f for f in replacement_verdict(default, _result(0.93, 0.91)))
+    assert replacement_verdict(default, _result(0.96, 0.899)) == ["same-language en MRR@10: 0.899 < default 0.900"]
+
+
 # --- LoRA ----------------------------------------------------------------------------------------
 
 

@@ -175,3 +175,21 @@ def test_a_two_stage_recipe_runs_each_stage_from_the_last_and_resumes_past_finis
     assert str(out / "lm" / "model") in json.dumps(info), "the second stage trained from the first stage's model"
     again = train_recipe(load_config(recipe, settings), resume=True, progress=False)
     assert again["model"] == summary["model"] and again["elapsed_s"] == summary["elapsed_s"], "nothing is run twice"
+
+
+def test_retrieval_passages_get_their_own_token_budget(parallel, tiny_model_dir, tmp_path):
+    """Passages are cut at data.passage_max_tokens, not at the sentence budget."""
+    from training.student import Student
+    from training.train import train
+
+    student = Student(tiny_model_dir, 8)
+    long = " ".join(list(_WORDS) * 3)
+    assert student.tokenize([long])["input_ids"].shape[1] == 8
+    assert student.tokenize([long], max_tokens=40)["input_ids"].shape[1] == 40
+    rows = [(q, " ".join([p] * 6)) for q, p in _qp_pairs()]
+    (tmp_path / "qp.tsv").write_text("".join(f"{q}\t{p}\n" for q, p in rows), encoding="utf-8")
+    settings = _settings(parallel, tiny_model_dir, tmp_path / "long", **{
+        "optim.max_steps": 2, "objectives.retrieval": 1.0, "data.retrieval_pairs": f"[{tmp_path / 'qp.tsv'}]",
+        "data.passage_max_tokens": 64, "data.hard_negatives": True, "data.hard_negative_ceiling": 1.0, "eval_every": 100,
+    })
+    assert train(load_config(None, settings), progress=False)["finished"]

@@ -6,6 +6,12 @@ The rule a trained model must pass to become the default: against the base, bett
 set's bitext accuracy (both directions) and language-bias top-10 (both query languages), and no
 more than one point lost on the same-language check (MRR@10, each language). The table is what
 the model card shows; the verdict is computed, not written by hand.
+
+`--replace` applies the rule for a model that would replace the shipped default instead (the first
+file is then the default's results): no more than one point lost on any dev set cell, and nothing
+lost on the same-language check.
+
+    python -m training.compare docs/eval/default.json candidate.json --replace
 """
 
 from __future__ import annotations
@@ -38,6 +44,26 @@ def verdict(base: dict, candidate: dict) -> list[str]:
     return failures
 
 
+def replacement_verdict(current: dict, candidate: dict, tolerance: float = SAME_LANGUAGE_TOLERANCE) -> list[str]:
+    """Every way the candidate fails to replace the current default (empty: it may): each
+    bitext/bias cell at most `tolerance` below the default's, same-language MRR@10 not below it."""
+    failures = []
+    current_sets = {row["set"]: row for row in current["sets"]}
+    for row in candidate["sets"]:
+        ref = current_sets.get(row["set"])
+        if ref is None:
+            failures.append(f"{row['set']}: not in the default's results")
+            continue
+        failures += [f"{row['set']} {key}: {row[key]:.3f} < default {ref[key]:.3f} − {tolerance}"
+                     for key in BETTER_ON if row[key] < ref[key] - tolerance - 1e-9]
+    failures += [f"{name}: not evaluated" for name in sorted(current_sets.keys() - {row["set"] for row in candidate["sets"]})]
+    for lang, ref in current["same_language"].items():
+        got = candidate["same_language"].get(lang)
+        if ref and got and got["mrr10"] < ref["mrr10"]:
+            failures.append(f"same-language {lang} MRR@10: {got['mrr10']:.3f} < default {ref['mrr10']:.3f}")
+    return failures
+
+
 def markdown_table(results: list[tuple[str, dict]]) -> str:
     """One row per dev set; per model, bitext en→zh / zh→en and bias@10 en-q / zh-q."""
     head = "| dev set | " + " | ".join(f"{label}: bitext en→zh / zh→en | {label}: bias@10 en-q / zh-q" for label, _ in results) + " |"
@@ -66,15 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("base", type=Path, help="eval JSON of the baseline (e.g. --model base)")
     parser.add_argument("candidates", type=Path, nargs="+", help="eval JSON of each model to compare")
     parser.add_argument("--labels", default=None, help="comma-separated column labels (default: file stems)")
+    parser.add_argument("--replace", action="store_true", help="the first file is the shipped default's: may a candidate replace it?")
     args = parser.parse_args(argv)
     paths = [args.base, *args.candidates]
     labels = args.labels.split(",") if args.labels else [p.stem for p in paths]
     results = [(label, json.loads(p.read_text(encoding="utf-8"))) for label, p in zip(labels, paths)]
     print(markdown_table(results))
     print()
+    rule, passes = (replacement_verdict, "may replace") if args.replace else (verdict, "passes the shipping rule against")
     for label, result in results[1:]:
-        failures = verdict(results[0][1], result)
-        print(f"{label}: " + ("passes the shipping rule against " + labels[0] if not failures else "fails: " + "; ".join(failures)))
+        failures = rule(results[0][1], result)
+        print(f"{label}: " + (f"{passes} {labels[0]}" if not failures else "fails: " + "; ".join(failures)))
     return 0
 
 

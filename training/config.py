@@ -31,6 +31,9 @@ class DataConfig:
     hard_negative_ceiling: float = 0.95
     monolingual: list[str] = field(default_factory=list)  # text files or xlsearch.db for MLM; empty → the pairs' sides
     max_tokens: int = 64  # per sentence, prompt included
+    # per retrieval passage (None → max_tokens): 256 trains them as the index cuts its chunks —
+    # at 64, a 600-character Chinese help section keeps only its first ~90 characters
+    passage_max_tokens: int | None = None
     dev_dir: str | None = None  # None → ../shared/data/parallel/dev
     dev_sets: list[str] = field(default_factory=list)  # monitored while training; empty → the train files' dev splits
     dev_pairs: int = 200  # per dev set, for the in-training check

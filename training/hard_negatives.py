@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def mine(student: Student, pairs: list[tuple[str, str]], out: Path, ceiling: float = 0.95, window: int = 10,
-         seed: int = 0, shortlist: int = 64) -> list[str | None]:
+         seed: int = 0, shortlist: int = 64, passage_tokens: int | None = None) -> list[str | None]:
     """Per (query, passage) pair, a hard negative passage (None when no candidate passes the
-    guards); cached in `out` by the pairs, the settings and the model folder."""
-    key = hashlib.sha256(json.dumps([pairs, ceiling, window, seed, shortlist, str(student.folder), student.max_tokens],
+    guards); cached in `out` by the pairs, the settings and the model folder. Passages are cut at
+    `passage_tokens` (default: the student's max_tokens), as training will see them."""
+    key = hashlib.sha256(json.dumps([pairs, ceiling, window, seed, shortlist, str(student.folder), student.max_tokens, passage_tokens],
                                     ensure_ascii=False).encode()).hexdigest()[:16]
     path = Path(out) / f"hard-negatives-{key}.json"
     if path.exists():
@@ -38,7 +39,7 @@ def mine(student: Student, pairs: list[tuple[str, str]], out: Path, ceiling: flo
     passages = sorted({p for _, p in pairs})
     log.info("hard negatives: embedding %d queries and %d passages once", len(queries), len(passages))
     q_vecs = student.encode(queries, "query")
-    p_vecs = student.encode(passages, "passage")
+    p_vecs = student.encode(passages, "passage", max_tokens=passage_tokens)
     p_row = {p: i for i, p in enumerate(passages)}
     gold: dict[str, set[int]] = {}
     for q, p in pairs:

@@ -71,10 +71,10 @@ class Student(torch.nn.Module):
         add_lora(self.model, rank, alpha, targets)
         self.lora = True
 
-    def tokenize(self, texts: list[str], kind: str | list[str] | None = None, **kwargs) -> dict[str, torch.Tensor]:
+    def tokenize(self, texts: list[str], kind: str | list[str] | None = None, max_tokens: int | None = None, **kwargs) -> dict[str, torch.Tensor]:
         kinds = kind if isinstance(kind, list) else [kind] * len(texts)
         texts = [self.prompts.get(k, "") + t if k else t for k, t in zip(kinds, texts)]
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt", **kwargs)
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens or self.max_tokens, return_tensors="pt", **kwargs)
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -86,7 +86,7 @@ class Student(torch.nn.Module):
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
 
     @torch.no_grad()
-    def encode(self, texts: list[str], kind: str | list[str], batch_size: int = 128) -> torch.Tensor:
+    def encode(self, texts: list[str], kind: str | list[str], batch_size: int = 128, max_tokens: int | None = None) -> torch.Tensor:
         """Inference embeddings (dropout off), in length-sorted batches, in input order."""
         was_training = self.training
         self.eval()
@@ -95,7 +95,7 @@ class Student(torch.nn.Module):
         out = torch.empty(len(texts), self.model.config.hidden_size)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            out[idx] = self.embed(self.tokenize([texts[i] for i in idx], [kinds[i] for i in idx])).float().cpu()
+            out[idx] = self.embed(self.tokenize([texts[i] for i in idx], [kinds[i] for i in idx], max_tokens)).float().cpu()
         self.train(was_training)
         return out
 

@@ -83,7 +83,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         total_steps = min(total_steps, cfg.optim.max_steps)
     retrieval = retrieval_pairs(cfg.data.retrieval_pairs, cfg.seed) if "retrieval" in weights else []
     if retrieval and cfg.data.hard_negatives:  # mined by the model as loaded, before any step
-        retrieval = with_negatives(retrieval, mine(student, retrieval, out, cfg.data.hard_negative_ceiling, seed=cfg.seed))
+        retrieval = with_negatives(retrieval, mine(student, retrieval, out, cfg.data.hard_negative_ceiling, seed=cfg.seed,
+                                                   passage_tokens=cfg.data.passage_max_tokens))
     monolingual = read_monolingual(cfg.data.monolingual) if "mlm" in weights and cfg.data.monolingual else [t for p in pairs for t in p]
     dev = _dev_sets(cfg, train_dir)
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
@@ -177,9 +178,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
                 cache.step([student.tokenize(en, kind), student.tokenize(zh, kind)], sentence_loss)
             if "retrieval" in weights:  # the step's slice of the (shuffled) query → passage pairs
                 batch = [retrieval[(step * cfg.optim.batch_size + i) % len(retrieval)] for i in range(cfg.optim.batch_size)]
-                texts = [student.tokenize([b[0] for b in batch], "query"), student.tokenize([b[1] for b in batch], "passage")]
+                room = cfg.data.passage_max_tokens
+                texts = [student.tokenize([b[0] for b in batch], "query"), student.tokenize([b[1] for b in batch], "passage", room)]
                 if cfg.data.hard_negatives:  # (query, passage, hard negative): the negatives join the query's row
-                    texts.append(student.tokenize([b[2] for b in batch], "passage"))
+                    texts.append(student.tokenize([b[2] for b in batch], "passage", room))
                 loss = cache.step(texts, lambda q, p, *hard: weights["retrieval"] * query_passage(q.float(), p.float(), *(h.float() for h in hard)))
                 losses["retrieval"] = float(loss) / weights["retrieval"]
             if "mlm" in weights:
