@@ -190,6 +190,7 @@ def test_retrieval_passages_get_their_own_token_budget(parallel, tiny_model_dir,
     (tmp_path / "qp.tsv").write_text("".join(f"{q}\t{p}\n" for q, p in rows), encoding="utf-8")
     settings = _settings(parallel, tiny_model_dir, tmp_path / "long", **{
         "optim.max_steps": 2, "objectives.retrieval": 1.0, "data.retrieval_pairs": f"[{tmp_path / 'qp.tsv'}]",
-        "data.passage_max_tokens": 64, "data.hard_negatives": True, "data.hard_negative_ceiling": 1.0, "eval_every": 100,
+        "data.passage_max_tokens": 64, "data.hard_negatives": True, "data.hard_negatives_from": str(tiny_model_dir),
+        "data.hard_negative_ceiling": 1.0, "eval_every": 100,
     })
     assert train(load_config(None, settings), progress=False)["finished"]

@@ -29,6 +29,7 @@ class DataConfig:
     # the query's score for its own passage
     hard_negatives: bool = False
     hard_negative_ceiling: float = 0.95
+    hard_negatives_from: str | None = None  # the model that mines them; None → the model as loaded
     monolingual: list[str] = field(default_factory=list)  # text files or xlsearch.db for MLM; empty → the pairs' sides
     max_tokens: int = 64  # per sentence, prompt included
     # per retrieval passage (None → max_tokens): 256 trains them as the index cuts its chunks —

@@ -61,8 +61,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     # --- model ------------------------------------------------------------------------------
     base = resolve_model_path(cfg.model.base)
     # a teacher other than the base is loaded before the student is cut down (keep_layers)
-    distilling = bool(cfg.objectives.distill)
-    teacher_model = Student(resolve_model_path(cfg.distill.teacher), cfg.data.max_tokens).to(device) if cfg.distill.teacher and distilling else None
+    teacher_model = None
+    if cfg.distill.teacher and cfg.objectives.distill:
+        teacher_model = Student(resolve_model_path(cfg.distill.teacher), cfg.data.max_tokens).to(device)
     student = Student(base, cfg.data.max_tokens, cfg.model.keep_layers).to(device)
     if cfg.model.lora_rank:
         student.add_lora(cfg.model.lora_rank, cfg.model.lora_alpha, cfg.model.lora_targets)
@@ -82,9 +83,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     if cfg.optim.max_steps:
         total_steps = min(total_steps, cfg.optim.max_steps)
     retrieval = retrieval_pairs(cfg.data.retrieval_pairs, cfg.seed) if "retrieval" in weights else []
-    if retrieval and cfg.data.hard_negatives:  # mined by the model as loaded, before any step
-        retrieval = with_negatives(retrieval, mine(student, retrieval, out, cfg.data.hard_negative_ceiling, seed=cfg.seed,
+    if retrieval and cfg.data.hard_negatives:  # mined before any step, by the model as loaded unless named
+        miner = Student(resolve_model_path(cfg.data.hard_negatives_from), cfg.data.max_tokens).to(device) if cfg.data.hard_negatives_from else student
+        retrieval = with_negatives(retrieval, mine(miner, retrieval, out, cfg.data.hard_negative_ceiling, seed=cfg.seed,
                                                    passage_tokens=cfg.data.passage_max_tokens))
+        del miner
     monolingual = read_monolingual(cfg.data.monolingual) if "mlm" in weights and cfg.data.monolingual else [t for p in pairs for t in p]
     dev = _dev_sets(cfg, train_dir)
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
