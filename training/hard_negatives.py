@@ -1,4 +1,5 @@
-"""Hard negatives for query → passage training, mined once with the model about to be trained.
+"""Hard negatives for query → passage training, mined once with the model about to be trained
+(or the one `data.hard_negatives_from` names).
 
 In-batch negatives are mostly easy: 31 random help sections rarely compete with the right one.
 A search engine's real mistakes are near misses — the section on deleting a table for a query
