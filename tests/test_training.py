@@ -349,8 +349,11 @@ def test_twenty_steps_lower_the_loss_and_a_resumed_run_equals_one_run(parallel, 
     assert not paused["finished"] and paused["steps"] == 10 and not (split / "model").exists()
     with pytest.raises(InputError, match="pass --resume"):
         train(cfg, progress=False)
+    with (split / "metrics.csv").open("a") as f:  # a row the run wrote after its checkpoint, then died
+        f.write("12,0,9.9,0.001,9.99,,,,,,,\n")
     resumed = train(cfg, resume=True, progress=False)
     assert resumed["finished"] and resumed["steps"] == 20
+    assert [r["step"] for r in _metrics(split)] == [r["step"] for r in _metrics(whole)], "each step logged once"
     a, b = load_file(str(model / "model.safetensors")), load_file(str(split / "model" / "model.safetensors"))
     assert a.keys() == b.keys()
     for name in a:

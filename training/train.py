@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         }, tmp)
         os.replace(tmp, ckpt_path)
 
-    metrics = _MetricsLog(out / "metrics.csv", append=resume)
+    metrics = _MetricsLog(out / "metrics.csv", append=resume, after_step=start)
     plans: dict[int, list[list[int]]] = {}
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not progress)
     step = start
@@ -288,12 +288,17 @@ def _dev_check(student: Student, dev: dict[str, list[tuple[str, str]]]) -> dict[
 
 
 class _MetricsLog:
-    def __init__(self, path: Path, append: bool):
-        fresh = not (append and path.exists())
-        self.file = path.open("w" if fresh else "a", newline="")
+    def __init__(self, path: Path, append: bool, after_step: int = 0):
+        """Appending (a resumed run) keeps the rows up to the checkpoint's step: a run killed after
+        its last checkpoint wrote rows that the resumed run writes again."""
+        kept = []
+        if append and path.exists():
+            with path.open(newline="") as f:
+                kept = [row for row in csv.DictReader(f) if row.get("step", "").isdigit() and int(row["step"]) <= after_step]
+        self.file = path.open("w", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=METRICS, extrasaction="ignore")
-        if fresh:
-            self.writer.writeheader()
+        self.writer.writeheader()
+        self.writer.writerows(kept)
 
     def write(self, row: dict) -> None:
         self.writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
