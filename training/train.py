@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         }, tmp)
         os.replace(tmp, ckpt_path)
 
-    metrics = _MetricsLog(out / "metrics.csv", append=resume, after_step=start)
+    metrics = _MetricsLog(out / "metrics.csv", keep_through=start if resume else None)
     plans: dict[int, list[list[int]]] = {}
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not progress)
     step = start
@@ -288,13 +288,13 @@ def _dev_check(student: Student, dev: dict[str, list[tuple[str, str]]]) -> dict[
 
 
 class _MetricsLog:
-    def __init__(self, path: Path, append: bool, after_step: int = 0):
-        """Appending (a resumed run) keeps the rows up to the checkpoint's step: a run killed after
-        its last checkpoint wrote rows that the resumed run writes again."""
+    def __init__(self, path: Path, keep_through: int | None = None):
+        """A resumed run passes its checkpoint's step and keeps the rows up to it: a run killed
+        after its last checkpoint wrote rows that the resumed run writes again."""
         kept = []
-        if append and path.exists():
+        if keep_through is not None and path.exists():
             with path.open(newline="") as f:
-                kept = [row for row in csv.DictReader(f) if row.get("step", "").isdigit() and int(row["step"]) <= after_step]
+                kept = [row for row in csv.DictReader(f) if row.get("step", "").isdigit() and int(row["step"]) <= keep_through]
         self.file = path.open("w", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=METRICS, extrasaction="ignore")
         self.writer.writeheader()
