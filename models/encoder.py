@@ -51,6 +51,7 @@ class Encoder:
     max_seq_length: int
     prompts: dict[str, str]
     precision: str = "fp32"
+    quantisation: str = ""  # the int8 recipe, when precision is int8 (see models/int8.py)
     runtime: str = ""
     pad_id: int = 0
 
@@ -100,11 +101,12 @@ class Encoder:
     def fingerprint(self) -> str:
         """Short stable id of the model's behaviour (for caches keyed on the model).
 
-        The precision is part of it (int8 vectors are not fp32 vectors), unlike the identity.
+        The precision is part of it (int8 vectors are not fp32 vectors), unlike the identity, and
+        so is the int8 recipe (`quantisation`): a changed recipe must not reuse cached vectors.
         """
         digest = hashlib.sha256(np.asarray(self.identity.probe, np.float32).tobytes())
         if self.precision != "fp32":
-            digest.update(self.precision.encode())
+            digest.update(f"{self.precision}{self.quantisation}".encode())
         return digest.hexdigest()[:16]
 
     # -- tokens -------------------------------------------------------------------------------

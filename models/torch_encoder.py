@@ -79,22 +79,18 @@ class TorchEncoder(Encoder):
             self._quantize_transformer()
 
     def _quantize_transformer(self) -> None:
-        """int8 weights for every nn.Linear inside the transformer (activations are quantised per
-        batch at run time: torch's dynamic quantisation). Embeddings, LayerNorm, pooling and the
-        modules after it (Normalize, language centering) stay fp32."""
-        import warnings
-
-        import torch
-        from torch.ao.quantization import quantize_dynamic
+        """int8 for the transformer's Linear layers: `models.int8`'s recipe (smoothed, per-channel,
+        down-projections fp32; why, with numbers, is there). Embeddings, LayerNorm, pooling and
+        the modules after it (Normalize, language centering) stay fp32."""
+        from . import int8
 
         transformers = [m for m in self._modules if hasattr(m, "auto_model")]
         if not transformers:
             raise ModelError(f"{self.path}: no transformer module to quantise — use --precision fp32")
-        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
-            for module in transformers:
-                quantize_dynamic(module.auto_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        self.quantisation = int8.RECIPE
+        texts = int8.calibration_texts()
+        for module in transformers:
+            int8.quantise(module.auto_model, lambda: self.encode(texts, "passage"))
 
     def _read_name(self) -> str:
         from .modelfolder import read_marker

@@ -1,4 +1,5 @@
-"""int8 encoding (dynamic quantisation of the transformer's Linear layers) behind the same encoder.
+"""int8 encoding (dynamic quantisation of the transformer's Linear layers, per-channel, the
+feed-forward down-projections kept fp32) behind the same encoder.
 
 The shipped tiny model is no good for judging quantisation: its Linear weights have BERT's
 initial std of 0.02, so the residual stream carries the output and even *zeroing* every Linear
@@ -97,20 +98,43 @@ def test_int8_vectors_are_unit_length_and_close_to_fp32(fp32, int8, kind):
     assert np.abs(exact - quantised).max() > 1e-4, "int8 must really run quantised (not fall back to fp32)"
 
 
-def test_int8_quantises_the_transformer_linears_and_nothing_else(fp32, int8):
+def test_int8_quantises_the_transformer_linears_but_the_down_projections(fp32, int8):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    def types(encoder):
-        return [type(m) for m in encoder.model.modules()]
+    from models.int8 import SmoothedLinear
 
-    n_linear = sum(t is torch.nn.Linear for t in types(fp32))
-    assert n_linear > 0 and DynamicLinear not in types(fp32)
-    transformer = int8.model[0].auto_model
-    assert sum(type(m) is DynamicLinear for m in transformer.modules()) == n_linear
-    assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())
-    embeddings = [m for m in transformer.modules() if isinstance(m, torch.nn.Embedding)]
+    def modules(encoder, kind):
+        return {name: m for name, m in encoder.model[0].auto_model.named_modules() if type(m) is kind}
+
+    before = modules(fp32, torch.nn.Linear)
+    down = {name for name, m in before.items() if m.in_features > m.out_features}
+    assert down and len(down) < len(before), "the tiny model has feed-forward output projections and others"
+    smoothed, quantised = modules(int8, SmoothedLinear), modules(int8, DynamicLinear)
+    assert set(smoothed) == set(before) - down and set(modules(int8, torch.nn.Linear)) == down
+    assert set(quantised) == {f"{name}.linear" for name in smoothed}
+    assert all(q.weight().qscheme() == torch.per_channel_affine for q in quantised.values())
+    assert not modules(fp32, DynamicLinear) and not modules(fp32, SmoothedLinear)
+    embeddings = [m for m in int8.model[0].auto_model.modules() if isinstance(m, torch.nn.Embedding)]
     assert embeddings and all(m.weight.dtype == torch.float32 for m in embeddings)
     assert [type(m) for m in int8.model] == [type(m) for m in fp32.model], "pooling and Normalize untouched"
+
+
+def test_smoothing_alone_keeps_the_function(heavy_model_dir):
+    """Dividing inputs by s and multiplying weight columns by s is exact before quantisation."""
+    from models.int8 import SmoothedLinear, calibration_texts, input_maxima, quantised_linears, smooth
+
+    encoder = TorchEncoder(heavy_model_dir)
+    exact = encoder.encode(TEXTS, "passage")
+    model = encoder.model[0].auto_model
+    names = quantised_linears(model)
+    maxima, groups = input_maxima(model, names, lambda: encoder.encode(calibration_texts(), "passage"))
+    assert set(maxima) == set(names) and all(m.min() > 0 for m in maxima.values())
+    assert sorted(sum(groups, [])) == sorted(names)
+    query_key_value = [g for g in groups if len(g) == 3]
+    assert query_key_value and all({n.rsplit(".", 1)[1] for n in g} == {"query", "key", "value"} for g in query_key_value)
+    smooth(model, maxima, groups)
+    assert sum(type(m) is SmoothedLinear for m in model.modules()) == len(names)
+    assert np.allclose(encoder.encode(TEXTS, "passage"), exact, atol=1e-5)
 
 
 def test_identity_is_the_same_at_both_precisions_but_the_cache_fingerprint_is_not(fp32, int8):
@@ -238,3 +262,17 @@ def test_eval_and_the_web_engine_report_their_precision(heavy_model_dir, tmp_pat
         assert engine.index.encoder.precision == "int8" and engine.search("fox", k=1)
     finally:
         engine.index.close()
+
+
+def test_shared_input_divides_once_per_tensor_and_never_hands_out_another_batchs():
+    from models.int8 import SharedInput
+
+    shared = SharedInput(torch.tensor([0.5, 2.0]), readers=3)
+    x1, x2 = torch.tensor([[2.0, 2.0]]), torch.tensor([[4.0, 4.0]])
+    first = shared.divided(x1)
+    assert shared.divided(x1) is first, "the second reader of the same tensor reuses the division"
+    assert torch.equal(shared.divided(x2), torch.tensor([[2.0, 8.0]])), "another tensor (another thread's batch)"
+    again = shared.divided(x1)
+    assert torch.equal(again, torch.tensor([[1.0, 4.0]]))
+    assert shared.divided(x1) is again and shared.divided(x1) is again
+    assert shared.last is None, "nothing held once every reader has had it"
