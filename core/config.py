@@ -40,13 +40,17 @@ MILVUS_MAX_TOPK = 16384  # Milvus refuses a larger limit per search
 
 PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
 RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
-# What "auto" means on a CPU — the one switch. int8 (dynamic quantisation of the transformer's
-# linear layers) becomes the CPU default only if `xlsearch eval --precision int8` loses at most
-# 1 point of dev bitext/bias against fp32 and benchmarks/indexing.py --precision int8 is really
-# faster. Measured 2026-11-30 (2-core CPU, default model): indexing 2.12x the fp32 baseline's
-# throughput against 1.82x at fp32, but up to 3.7 points of bitext lost (libreoffice_ui) and
-# 5 points of same-language MRR@10 (docs/eval/default-int8.json) — so fp32 stays. On a GPU auto
-# is always fp32 (int8 here is a CPU kernel; fp16/bf16 is the GPU story).
+# What "auto" means on a CPU — the one switch. int8 (models/int8.py: the transformer's linear
+# layers quantised per channel after SmoothQuant, the feed-forward output kept fp32) becomes the
+# CPU default only if `xlsearch eval --precision int8` loses at most 1 point on every dev cell and
+# nothing on same-language, and benchmarks/indexing.py --precision int8 is really faster.
+# Measured 2026-12-02 (2-core CPU, default model, docs/eval/default-int8.json): mean bitext .969
+# against .970, same-language MRR@10 .444 / .459 against .443 / .456, but libreoffice_ui en→zh
+# bitext −1.6 points — and on this CPU (AVX2, no VNNI) it encodes only 1.12x faster
+# (benchmarks/quantisation.py; indexing the demo 1.42x its baseline against fp32's 1.05x), while
+# auto's ONNX runtime (fast start-up) is fp32-only. So fp32 stays. (The earlier recipe, one
+# scale per matrix on every Linear, was 1.4-2x faster but lost up to 3.8 points of bitext and 5 of
+# same-language MRR.) On a GPU auto is always fp32 (int8 here is a CPU kernel).
 AUTO_PRECISION = "fp32"
 
 

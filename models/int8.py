@@ -11,13 +11,14 @@ benchmarks/quantisation.py (cosine to fp32 on 300 demo chunks, mean / worst):
    Linear work given back;
 3. SmoothQuant (Xiao et al. 2023) on the rest: each input channel j is divided by
    s_j = max|x_j|^α / max|W_:j|^(1-α) (α = 0.5) and the weight's column multiplied by it, which
-   moves activation outliers into the weights, where per-channel scales absorb them: .997 / .996.
+   moves activation outliers into the weights, where per-channel scales absorb them: .997 / .994
+   (Linears that read the same tensor, a layer's query, key and value, share one s and one division).
 
 The activation maxima come from `CALIBRATION_FILE`: ~40 English and Chinese sentences shipped
-with the package, run once through the fp32 model when an int8 encoder is built (well under a
-second), so the same model always gets the same int8 weights — an index never mixes vectors of
+with the package, run once through the fp32 model when an int8 encoder is built (one forward pass
+over short sentences), so the same model always gets the same int8 weights — an index never mixes vectors of
 two calibrations. On the default, calibrating on the demo chunks themselves gave the same
-cosines as these sentences. XLM-R/BERT are post-LayerNorm, so the division cannot be folded into
+cosines as these sentences. BERT-style encoders (e5 among them) are post-LayerNorm, so the division cannot be folded into
 a LayerNorm (its output also feeds the residual): `SmoothedLinear` does it, one elementwise
 multiply before the int8 matmul.
 """
