@@ -13,7 +13,7 @@ LANGS = ("en", "zh", "other")  # what core.language.detect_language returns
 MODES = ("dense", "lexical", "hybrid")  # --mode / ?mode=
 FILE_TYPES = ("text", "markdown", "html", "jsonl", "csv", "pdf")  # --type / ?type=, what indexer.readers reads
 KINDS = ("query", "passage")  # how a text is embedded (prompts differ)
-PRECISIONS = ("fp32", "int8")  # what an Encoder can run at; "auto" picks one
+PRECISIONS = ("fp32", "bf16", "int8")  # what an Encoder can run at; "auto" picks one
 RUNTIMES = ("auto", "torch", "onnx")  # what runs the encoder (models/encoder.py: load_encoder)
 
 MAX_QUERY_CHARS = 2000  # longer queries are refused (CLI and HTTP alike)

@@ -40,28 +40,51 @@ MILVUS_MAX_TOPK = 16384  # Milvus refuses a larger limit per search
 
 PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
 RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
-# What "auto" means on a CPU — the one switch. int8 (models/int8.py: the transformer's linear
-# layers quantised per channel after SmoothQuant, the feed-forward output kept fp32) becomes the
-# CPU default only if `xlsearch eval --precision int8` loses at most 1 point on every dev cell and
-# nothing on same-language, and benchmarks/indexing.py --precision int8 is really faster.
-# Measured 2026-12-02 (2-core CPU, default model, docs/eval/default-int8.json): mean bitext .969
-# against .970, same-language MRR@10 .444 / .459 against .443 / .456, but libreoffice_ui en→zh
-# bitext −1.6 points — and on this CPU (AVX2, no VNNI) it encodes only 1.12x faster
-# (benchmarks/quantisation.py; indexing the demo 1.42x its baseline against fp32's 1.05x), while
-# auto's ONNX runtime (fast start-up) is fp32-only. So fp32 stays. (The earlier recipe, one
-# scale per matrix on every Linear, was 1.4-2x faster but lost up to 3.8 points of bitext and 5 of
-# same-language MRR.) On a GPU auto is always fp32 (int8 here is a CPU kernel).
-AUTO_PRECISION = "fp32"
+# What "auto" means on a CPU for bulk work (indexing, serving, eval; a one-off CLI query runs fp32
+# on ONNX Runtime for its start-up: models/loading.py) — the one switch, decided by measurement.
+# bf16 (models/torch_encoder.py: the transformer's weights and activations in bfloat16, pooling
+# and everything after it fp32) is auto on a CPU with bf16 matrix instructions, where oneDNN has
+# real bf16 kernels: AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake) or AMX-BF16 tiles
+# (Intel Sapphire Rapids and later). Measured 2026-12-06 on a 2-core AMD EPYC with AVX512-BF16
+# (benchmarks/results/quantisation.json): the default model encodes 1.91x faster than fp32, vectors
+# at cosine .9999 to fp32's; `xlsearch eval --precision bf16` in docs/eval/default-bf16.json.
+# (No AMX machine was measured; oneDNN runs bf16 matrix products on its tiles too.) Without these
+# flags bf16 is emulated (slower than fp32) and auto stays fp32.
+# int8 (models/int8.py: per-channel after SmoothQuant, the feed-forward output kept fp32) is never
+# auto: 1.12x on an AVX2 CPU, 1.48x on the AVX512-VNNI one — below bf16 there — and it lost 1.6
+# points of libreoffice_ui en→zh bitext (docs/eval/default-int8.json). On a GPU auto is fp32.
+CPU_FLAGS_FILE = Path("/proc/cpuinfo")
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # the CPU features that make bf16 the CPU's auto
+
+
+def cpu_flags(cpuinfo: Path | None = None) -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none: macOS, Windows),
+    read without importing torch, so a search that runs on ONNX Runtime stays light."""
+    try:
+        text = (cpuinfo or CPU_FLAGS_FILE).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def auto_cpu_precision(cpuinfo: Path | None = None) -> str:
+    """What --precision auto means for bulk work on this machine's CPU: "bf16" with AVX512-BF16 or
+    AMX-BF16, else "fp32"."""
+    return "bf16" if BF16_CPU_FLAGS & cpu_flags(cpuinfo) else "fp32"
 
 
 def resolve_precision(requested: str, device_type: str) -> str:
-    """The precision an encoder on `device_type` ("cpu", "cuda", ...) runs at: "fp32" or "int8".
+    """The precision an encoder on `device_type` ("cpu", "cuda", ...) runs at: "fp32", "bf16" or "int8".
 
-    int8 asked for on anything but a CPU is ignored with a log line.
+    int8 asked for on anything but a CPU is ignored with a log line; bf16 runs anywhere torch
+    has bfloat16 kernels (on a GPU: Ampere and later).
     """
     requested = requested.lower()
     if requested == "auto":
-        return AUTO_PRECISION if device_type == "cpu" else "fp32"
+        return auto_cpu_precision() if device_type == "cpu" else "fp32"
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, not {requested!r}")
     if requested == "int8" and device_type != "cpu":

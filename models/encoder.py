@@ -41,8 +41,8 @@ class Encoder:
 
     A runtime subclass sets the attributes below in its constructor and implements `_tokenize`,
     `token_spans` and `_pool` (one padded batch → pooled vectors, every module but a final
-    Normalize applied). `precision` says what runs ("fp32" or "int8"); the model's identity is
-    the same either way — an index built at one precision or runtime is searched at the other.
+    Normalize applied). `precision` says what runs ("fp32", "bf16" or "int8"); the model's identity
+    is the same at each — an index built at one precision or runtime is searched at the other.
     """
 
     path: Path
@@ -101,7 +101,7 @@ class Encoder:
     def fingerprint(self) -> str:
         """Short stable id of the model's behaviour (for caches keyed on the model).
 
-        The precision is part of it (int8 vectors are not fp32 vectors), unlike the identity, and
+        The precision is part of it (int8 or bf16 vectors are not fp32 vectors), unlike the identity, and
         so is the int8 recipe (`quantisation`): a changed recipe must not reuse cached vectors.
         """
         digest = hashlib.sha256(np.asarray(self.identity.probe, np.float32).tobytes())

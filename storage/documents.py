@@ -147,7 +147,7 @@ class DocumentStore:
 
     def _precisions_with(self, precision: str) -> str:
         """The precisions the index's vectors were made at, with `precision` added: "fp32",
-        "int8", or "fp32+int8" when runs at both wrote to it."""
+        "bf16", "int8", or e.g. "bf16+fp32" when runs at both wrote to it."""
         recorded = self.meta("precision")
         have = {"fp32"} if recorded is None else set(filter(None, recorded.split("+")))  # None: made before it was recorded
         return "+".join(sorted(have | {precision}))

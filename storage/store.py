@@ -64,7 +64,7 @@ class Store:
 
         Fails before touching anything if another run holds the lock, the index was built with
         a different model or its Milvus server cannot be reached. `precision` is the encoder's
-        ("fp32"/"int8"): recorded in the metadata with the vectors it makes (either precision
+        ("fp32"/"bf16"/"int8"): recorded in the metadata with the vectors it makes (any precision
         searches the same index). `vectors`: where the vectors are searched ("faiss",
         "milvus-lite", "milvus://HOST:PORT[/COLLECTION]"), recorded in the index; None keeps
         the index's own (FAISS for a new one); another one moves them there at the end of the run.

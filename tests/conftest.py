@@ -11,6 +11,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def fp32_is_the_cpus_auto(monkeypatch):
+    """"auto" precision follows the CPU's flags (bf16 with AVX512-BF16 or AMX): pinned to fp32 in
+    process, so a test's vectors do not depend on the machine it runs on. The tests that are
+    about the choice (tests/test_precision.py) patch it themselves."""
+    from core import config
+
+    monkeypatch.setattr(config, "auto_cpu_precision", lambda cpuinfo=None: "fp32")
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from tests.tiny_model import build_tiny_model

@@ -1,7 +1,8 @@
 """int8 encoding (dynamic quantisation of the transformer's Linear layers, per-channel, the
-feed-forward down-projections kept fp32) behind the same encoder.
+feed-forward down-projections kept fp32) and bf16 encoding (the transformer in bfloat16) behind
+the same encoder, and what "auto" picks.
 
-The shipped tiny model is no good for judging quantisation: its Linear weights have BERT's
+The shipped tiny model is no good for judging reduced precision: its Linear weights have BERT's
 initial std of 0.02, so the residual stream carries the output and even *zeroing* every Linear
 layer leaves each vector at cosine 0.9997 to the original. These tests use a copy whose Linear
 weights are redrawn with std 1/sqrt(fan_in): there, zeroing the Linears drops the cosine below
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from cli import cli
 from core import config
+from core.config import auto_cpu_precision as real_auto_cpu_precision  # before conftest pins it
 from core.config import resolve_precision
 from models.torch_encoder import TorchEncoder
 from tests.tiny_model import _CORPUS
@@ -177,11 +179,40 @@ def test_query_cache_and_centering_work_at_int8(heavy_model_dir, fp32, int8, tmp
             assert np.allclose(centered.encode(texts, kind), expected, atol=1e-5)
 
 
-def test_auto_means_the_one_constant_on_cpu_and_fp32_elsewhere(heavy_model_dir, monkeypatch, caplog):
-    assert resolve_precision("auto", "cpu") == config.AUTO_PRECISION
-    monkeypatch.setattr(config, "AUTO_PRECISION", "int8")
-    assert resolve_precision("auto", "cpu") == "int8" and resolve_precision("AUTO", "cuda") == "fp32"
-    assert TorchEncoder(heavy_model_dir, precision="auto").precision == "int8"
+@pytest.fixture(scope="module")
+def bf16(heavy_model_dir):
+    return TorchEncoder(heavy_model_dir, precision="bf16")
+
+
+@pytest.mark.parametrize("kind", ["query", "passage"])
+def test_bf16_runs_the_transformer_in_bfloat16_and_returns_fp32_unit_vectors_near_fp32(fp32, bf16, kind):
+    transformer = bf16.model[0].auto_model
+    assert bf16.precision == "bf16" and {p.dtype for p in transformer.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fp32.model[0].auto_model.parameters()} == {torch.float32}, "fp32 untouched"
+    exact, reduced = fp32.encode(TEXTS, kind), bf16.encode(TEXTS, kind)
+    assert reduced.shape == exact.shape and reduced.dtype == np.float32
+    assert np.allclose(np.linalg.norm(reduced, axis=1), 1.0, atol=1e-5), "pooled and normalised in fp32"
+    assert cosines(exact, reduced).min() > MIN_COSINE
+    assert ((reduced @ exact.T).argmax(axis=1) == np.arange(len(TEXTS))).all(), "nearest to its own fp32 vector"
+    assert np.abs(exact - reduced).max() > 1e-4, "bf16 must really run in bfloat16 (not fall back to fp32)"
+
+
+def test_bf16_keeps_the_identity_but_not_the_cache_fingerprint(fp32, bf16):
+    assert bf16.identity == fp32.identity, "an index built at bf16 is the same model's"
+    assert bf16.fingerprint not in (fp32.fingerprint, TorchEncoder(fp32.path, precision="int8").fingerprint)
+
+
+def test_auto_is_bf16_on_a_cpu_with_bf16_matrix_instructions_and_fp32_elsewhere(tmp_path, heavy_model_dir, monkeypatch, caplog):
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, expected in (("fpu sse2 avx2 fma", "fp32"), ("avx512f avx512_vnni", "fp32"),
+                            ("avx512f avx512_bf16 avx512_vnni", "bf16"), ("amx_bf16 amx_tile amx_int8", "bf16")):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\nbugs\t\t: spectre_v1\n", encoding="ascii")
+        assert real_auto_cpu_precision(cpuinfo) == expected, flags
+    assert real_auto_cpu_precision(tmp_path / "no-such-file") == "fp32", "no /proc/cpuinfo (macOS): fp32"
+
+    monkeypatch.setattr(config, "auto_cpu_precision", lambda cpuinfo=None: "bf16")
+    assert resolve_precision("auto", "cpu") == "bf16" and resolve_precision("AUTO", "cuda") == "fp32"
+    assert TorchEncoder(heavy_model_dir, precision="auto").precision == "bf16"
     with caplog.at_level(logging.INFO, logger="core.config"):
         assert resolve_precision("int8", "cuda") == "fp32"
     assert "int8" in caplog.text and "cuda" in caplog.text
@@ -226,7 +257,7 @@ def test_index_records_the_precision_and_either_precision_searches_it(heavy_mode
 @pytest.mark.parametrize("command", ["index", "search", "serve", "embed", "eval"])
 def test_every_encoding_command_takes_precision_and_refuses_a_bad_one(command, tmp_path):
     r = run(command, "--help")
-    assert "--precision [auto|fp32|int8]" in r.stdout and "XLSEARCH_PRECISION" in r.stdout
+    assert "--precision [auto|fp32|bf16|int8]" in r.stdout and "XLSEARCH_PRECISION" in r.stdout
     r = run(command, "--precision", "int4")
     assert r.exit_code == 2 and "Invalid value for '--precision'" in r.output and "'int4' is not one of" in r.output
     r = run(command, *(["a query"] if command == "search" else []), env={config.PRECISION_ENV: "fp16"})
