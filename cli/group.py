@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from core.choices import PRECISIONS, RUNTIMES
-from core.config import AUTO_PRECISION, PRECISION_ENV, RUNTIME_ENV, default_db_dir
+from core.config import PRECISION_ENV, RUNTIME_ENV, default_db_dir
 from core.errors import XlsearchError
 
 _DB_HELP = "Index directory (default: $XLSEARCH_DB, else $XLSEARCH_HOME/index, i.e. ~/.cache/xlsearch/index)."
@@ -25,14 +25,17 @@ _MODEL_HELP = (
     "'base' (multilingual-e5-small untouched), 'base-centered' (base + centering)."
 )
 _RUNTIME_HELP = (
-    "What runs the encoder: torch (PyTorch, any model, fp32 or int8, the GPU path) or onnx (ONNX Runtime on the "
-    "model's onnx/ export, no torch import: a fresh search starts in under two seconds). auto = onnx when the model "
-    "has an export (the named models do; `xlsearch model export-onnx` makes one), else torch; torch for int8."
+    "What runs the encoder: torch (PyTorch, any model, fp32, bf16 or int8, the GPU path) or onnx (ONNX Runtime on "
+    "the model's onnx/ export, fp32 only, no torch import: a fresh search starts in under two seconds). auto = onnx "
+    "when the job runs fp32 and the model has an export (the named models do; `xlsearch model export-onnx` makes "
+    "one), else torch."
 )
 _PRECISION_HELP = (
-    "Encoder arithmetic: int8 quantises the transformer on CPU (on a 2-core AVX2 CPU 1.1-1.4x faster, within "
-    f"about a point of fp32 on dev retrieval; either searches the same index), fp32 is exact; auto = {AUTO_PRECISION} "
-    "on CPU, fp32 on GPU."
+    "Encoder arithmetic: fp32 is exact; bf16 runs the transformer in bfloat16 (on a CPU with AVX512-BF16 or AMX "
+    "about 1.9x faster, vectors at cosine .9999 to fp32's; no native kernels elsewhere); int8 quantises it on CPU "
+    "(1.1-1.5x, within about a point of fp32 on dev retrieval). Every precision searches the same index. auto = "
+    "bf16 for indexing, serving and eval on a CPU with AVX512-BF16 or AMX-BF16, else fp32 (a one-off search: fp32, "
+    "for ONNX Runtime's fast start)."
 )
 _OUR_LOGGERS = ("xlsearch", "cli", "core", "models", "storage", "indexer", "search", "training", "web")
 

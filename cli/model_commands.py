@@ -39,7 +39,7 @@ def embed(model, precision, runtime, batch_size):
         return
     from models.loading import load_encoder
 
-    encoder = load_encoder(model, precision=precision, runtime=runtime)
+    encoder = load_encoder(model, precision=precision, runtime=runtime, bulk=True)
     vectors = [None] * len(items)
     for kind in KINDS:
         idx = [i for i, (_, k) in enumerate(items) if k == kind]
@@ -81,7 +81,7 @@ def eval_command(ctx, model, precision, runtime, data, sets, limit, balance, as_
                  f"the default folder {default_dev_dir()} exists only beside a development checkout of xlsearch")
         raise InputError(f"no dev data: {where} — pass --data DIR (english<TAB>chinese TSV files) or set XLSEARCH_DEV_DATA")
     result = run_eval(
-        load_encoder(model, precision=precision, runtime=runtime), data or default_dev_dir(), sets.split(",") if sets else None, limit,
+        load_encoder(model, precision=precision, runtime=runtime, bulk=True), data or default_dev_dir(), sets.split(",") if sets else None, limit,
         progress=not ctx.obj["quiet"] and not as_json, balance=balance,
     )
     click.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else format_table(result))

@@ -46,10 +46,10 @@ RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
 # and everything after it fp32) is auto on a CPU with bf16 matrix instructions, where oneDNN has
 # real bf16 kernels: AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake) or AMX-BF16 tiles
 # (Intel Sapphire Rapids and later). Measured 2026-12-06 on a 2-core AMD EPYC with AVX512-BF16
-# (benchmarks/results/quantisation.json): the default model encodes 1.91x faster than fp32, vectors
+# (benchmarks/results/quantisation-avx512bf16.json): the default model encodes 1.91x faster than fp32, vectors
 # at cosine .9999 to fp32's; `xlsearch eval --precision bf16` in docs/eval/default-bf16.json.
 # (No AMX machine was measured; oneDNN runs bf16 matrix products on its tiles too.) Without these
-# flags bf16 is emulated (slower than fp32) and auto stays fp32.
+# flags oneDNN has no native bf16 matrix kernels, so auto stays fp32 (bf16 there is not measured).
 # int8 (models/int8.py: per-channel after SmoothQuant, the feed-forward output kept fp32) is never
 # auto: 1.12x on an AVX2 CPU, 1.48x on the AVX512-VNNI one — below bf16 there — and it lost 1.6
 # points of libreoffice_ui en→zh bitext (docs/eval/default-int8.json). On a GPU auto is fp32.

@@ -10,6 +10,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from core import config
 from core.choices import RUNTIMES
 from core.errors import ModelError
 
@@ -53,28 +54,33 @@ def load_encoder(
     precision: str = "auto",
     runtime: str = "auto",
     device: str | None = None,
+    bulk: bool = False,
 ) -> Encoder:
     """The encoder for a model: `spec` if given, else the model an index recorded (if that folder
     still exists), else the default.
 
-    `runtime`: "torch", "onnx", or "auto" — ONNX Runtime when the folder has an exported graph
-    (named models get one when built), int8 was not asked for and no GPU was named; PyTorch
-    otherwise. ONNX Runtime is ready ~5x sooner (no torch import); on large batches PyTorch is
-    3-12 % faster on the CPUs we measured (benchmarks/runtimes.py) and uses ~20 % less memory, so
-    a long indexing job may pass --runtime torch.
-    An earlier version started bulk work on ONNX Runtime and handed over to PyTorch once loaded:
-    it held both models (peak RSS 1.9x the plain baseline on the demo) for no measured gain.
+    `precision` "auto" depends on the job. A one-off query (`bulk` False: a CLI search) pays
+    mostly for start-up, so it runs fp32 on ONNX Runtime when the folder has an exported graph
+    (named models get one when built): ready in ~1.4 s, no torch import. Bulk work (`bulk` True:
+    indexing, serving, eval) pays per token, so it runs at `config.auto_cpu_precision()` — bf16
+    on a CPU with bf16 matrix instructions (1.9x fp32's tokens/s on an AVX512-BF16 EPYC,
+    benchmarks/quantisation.py), which only PyTorch runs; elsewhere fp32 on ONNX Runtime as for
+    a query. `runtime` "auto" is ONNX Runtime exactly when that precision is fp32, no GPU was
+    named and the folder has an export; "torch" or "onnx" force one. On PyTorch, "auto" is
+    resolved by the device the model lands on (`config.resolve_precision`: fp32 on a GPU).
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if spec is None and recorded_path and Path(recorded_path).is_dir():
         spec = recorded_path
     path = resolve_model_path(spec)
+    precision = precision.lower()
     if runtime == "auto":
-        runtime = "torch" if precision == "int8" or device not in (None, "cpu") or not _onnx_ready(path) else "onnx"
+        wanted = (config.auto_cpu_precision() if bulk else "fp32") if precision == "auto" else precision
+        runtime = "onnx" if wanted == "fp32" and device in (None, "cpu") and _onnx_ready(path) else "torch"
     if runtime == "onnx":
-        if precision == "int8":
-            raise ModelError("--precision int8 runs on the torch runtime only — use --runtime torch (or auto), or --precision fp32")
+        if precision not in ("auto", "fp32"):
+            raise ModelError(f"--precision {precision} runs on the torch runtime only — use --runtime torch (or auto), or --precision fp32")
         from .onnx_encoder import OnnxEncoder
 
         return OnnxEncoder(path)

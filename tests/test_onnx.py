@@ -68,17 +68,58 @@ def test_the_centering_module_is_applied_on_the_onnx_path(exported, tiny_model_d
     assert not np.allclose(centered, plain, atol=1e-3)
 
 
-def test_auto_runtime_uses_onnx_when_exported_and_torch_for_int8(exported, tiny_model_dir):
+def test_auto_runtime_uses_onnx_when_exported_and_torch_for_int8_and_bf16(exported, tiny_model_dir):
     from models.loading import load_encoder
 
     assert load_encoder(exported).runtime == "onnx"
     assert load_encoder(exported, precision="int8").runtime == "torch"
+    assert load_encoder(exported, precision="bf16").runtime == "torch"
     assert load_encoder(exported, runtime="torch").runtime == "torch"
     assert load_encoder(tiny_model_dir).runtime == "torch"  # no export: torch, silently
     with pytest.raises(ModelError, match=r"onnx/model\.onnx: missing — rebuild it with `xlsearch model export-onnx --model .* --force`"):
         load_encoder(tiny_model_dir, runtime="onnx")
     with pytest.raises(ModelError, match="int8 runs on the torch runtime only"):
         load_encoder(exported, runtime="onnx", precision="int8")
+    with pytest.raises(ModelError, match="bf16 runs on the torch runtime only"):
+        load_encoder(exported, runtime="onnx", precision="bf16")
+
+
+def test_auto_runs_bulk_work_at_the_cpus_precision_and_a_query_on_onnx(exported, monkeypatch):
+    """A one-off query pays for start-up (ONNX, fp32); bulk work pays per token (bf16 where the
+    CPU has it, which only torch runs). Without bf16 instructions bulk work stays on ONNX."""
+    from core import config
+    from models.loading import load_encoder
+
+    monkeypatch.setattr(config, "auto_cpu_precision", lambda cpuinfo=None: "bf16")
+    assert load_encoder(exported).runtime == "onnx"
+    bulk = load_encoder(exported, bulk=True)
+    assert (bulk.runtime, bulk.precision) == ("torch", "bf16")
+    assert load_encoder(exported, precision="fp32", bulk=True).runtime == "onnx", "asked for fp32: ONNX"
+    assert load_encoder(exported, runtime="torch").precision == "bf16", "torch's auto is the CPU's"
+    monkeypatch.setattr(config, "auto_cpu_precision", lambda cpuinfo=None: "fp32")
+    assert load_encoder(exported, bulk=True).runtime == "onnx"
+
+
+def test_the_api_indexes_and_serves_as_bulk_work_and_searches_as_a_query(exported, tmp_path, monkeypatch):
+    from core import config
+    from web.app import Engine
+    from xlsearch import Index
+
+    monkeypatch.setattr(config, "auto_cpu_precision", lambda cpuinfo=None: "bf16")
+    (tmp_path / "a.md").write_text("the quick brown fox jumps over the lazy dog", encoding="utf-8")
+    db = tmp_path / "idx"
+    with Index(db, exported, create=True) as index:
+        index.add([tmp_path / "a.md"])
+        assert (index.encoder.runtime, index.encoder.precision, index.info()["precision"]) == ("torch", "bf16", "bf16")
+        assert index.search("fox", k=1), "the bulk encoder also answers searches"
+    with Index(db) as index:
+        assert index.search("fox", k=1) and (index.encoder.runtime, index.encoder.precision) == ("onnx", "fp32")
+    engine = Engine.open(db)
+    try:
+        assert (engine.index.encoder.runtime, engine.index.encoder.precision) == ("torch", "bf16")
+        assert engine.search("fox", k=1)
+    finally:
+        engine.index.close()
 
 
 def test_a_truncated_weights_file_is_refused_naming_it(exported, tmp_path):

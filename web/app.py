@@ -77,10 +77,13 @@ class Engine:
     @classmethod
     def open(cls, db: Path, model: str | None = None, summarizer: str | Path | None = None, precision: str = "auto",
              runtime: str = "auto") -> Engine:
-        """Open, load and warm the index and its model; a refused start leaves the folder as it was."""
+        """Open, load and warm the index and its model; a refused start leaves the folder as it was.
+        The model is loaded for serving (models.loading: bulk work): a server's batches of queries
+        pay per token, not start-up, so under "auto" they run bf16 on PyTorch where the CPU has
+        bf16 instructions (README: Speed), else fp32 on ONNX Runtime."""
         index = Index(db, model, precision=precision, summarizer=summarizer, runtime=runtime)
         try:
-            return cls(index.load())
+            return cls(index.load(serving=True))
         except BaseException:
             index.close()
             raise

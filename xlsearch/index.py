@@ -90,11 +90,15 @@ class Index:
 
     @property
     def encoder(self) -> Encoder:
-        """The model: `model` if given, else the one the index recorded, loaded on first use (on
-        ONNX Runtime under runtime "auto" when the model has an export: models.loading)."""
+        """The model: `model` if given, else the one the index recorded, loaded on first use —
+        for queries unless `add` or `load(serving=True)` loaded it first for bulk work (what
+        "auto" then means: models.loading.load_encoder)."""
+        return self._load_encoder(bulk=False)
+
+    def _load_encoder(self, bulk: bool) -> Encoder:
         with self._lock:
             if self._encoder is None:
-                self._encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime)
+                self._encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime, bulk=bulk)
             return self._encoder
 
     def _recorded_model(self) -> str | None:
@@ -114,11 +118,13 @@ class Index:
             self._checked = True
         return store, encoder
 
-    def load(self) -> Index:
+    def load(self, serving: bool = False) -> Index:
         """Load and check everything now — the index, the model and their match, the summarizer —
         rather than on first use: a server then refuses to start on a mistake instead of failing
-        its first visitor."""
+        its first visitor. `serving`: the model is for a long run of queries, so it is loaded as
+        for bulk work (fastest per token, not soonest ready)."""
         with self._lock:
+            self._load_encoder(bulk=serving)
             self._ready()
             if self._summarizer_spec and self._summarizer is None:
                 self._summarizer = AbstractiveSummarizer(self._summarizer_spec)
@@ -151,7 +157,7 @@ class Index:
         address ("HOST:6379", "ray://HOST:10001", "auto"); the index comes out as a plain run's."""
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
-        encoder = self.encoder
+        encoder = self._load_encoder(bulk=True)
         with Store.open_for_writing(
             self.db, encoder.identity, config.index_type, precision=encoder.precision, vectors=config.vector_store
         ) as writer:
