@@ -56,11 +56,29 @@ def latency_summary(ms: list[float], digits: int = 2) -> dict:
             "max_ms": round(max(ms, default=0.0), digits), "mean_ms": round(sum(ms) / len(ms), digits) if ms else 0.0}
 
 
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")  # what decides int8/bf16 speed
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    try:
+        lines = cpuinfo.read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.partition(":")[2].strip() for line in lines if line.startswith("model name")), platform.processor())
+
+
 def machine_info() -> dict:
+    """What a result depends on. Our machines change between sessions (one had AVX2 only, one
+    AVX512-BF16), so the CPU's model and its matrix features go with every result."""
     import faiss
     import torch
 
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+    from core.config import auto_cpu_precision, cpu_flags
+
+    flags = cpu_flags()
+    return {"cpu_model": cpu_model(), "cpu_features": [f for f in CPU_FEATURES if f in flags],
+            "auto_precision": auto_cpu_precision(),
+            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "faiss": faiss.__version__, "torch_threads": torch.get_num_threads(),
             "faiss_threads": faiss.omp_get_max_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "device": "cuda" if torch.cuda.is_available() else "cpu"}

@@ -1,5 +1,6 @@
-"""Which int8 recipe: per-tensor or per-channel weight scales, and which Linear layers stay fp32 —
-speed against fp32 and closeness to the fp32 vectors, the same model and texts in one run.
+"""Which reduced precision: bf16, or an int8 recipe (per-tensor or per-channel weight scales, which
+Linear layers stay fp32) — speed against fp32 and closeness to the fp32 vectors, the same model and
+texts in one run.
 
     python benchmarks/quantisation.py [--model default] [--texts 300] [--batch 32] [--repeats 3] [--json]
 
@@ -11,6 +12,8 @@ job). The recipes take turns, `--repeats` rounds, and each keeps its fastest rou
 2-core machine one pass in a fixed order drifted by ±10 % between runs. Recipes:
 
 fp32                 the reference
+bf16                 `TorchEncoder(precision="bf16")`: the transformer in bfloat16, pooling after it fp32
+                     (fast only on a CPU with AVX512-BF16 or AMX-BF16; machine_info lists them)
 per-tensor-all       torch quantize_dynamic, one scale per weight matrix, every transformer Linear
                      (what `--precision int8` was before)
 per-channel-all      one scale per output channel, every transformer Linear
@@ -21,7 +24,7 @@ shipped-int8         `TorchEncoder(precision="int8")`: models/int8.py's recipe, 
 
 Reported per recipe: encode_s, speedup against fp32, and the cosine of each vector to its fp32
 vector (mean, 5th percentile, worst). Whether a recipe is good enough for retrieval is
-`xlsearch eval --precision int8`'s question (docs/eval/), not this one's.
+`xlsearch eval --precision int8|bf16`'s question (docs/eval/), not this one's.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import machine_info, stamp, write_result  # noqa: E402
 from benchmarks.runtimes import demo_chunks  # noqa: E402
 
-RECIPES = ("fp32", "per-tensor-all", "per-channel-all", "per-channel-down-fp32", "shipped-int8")
+RECIPES = ("fp32", "bf16", "per-tensor-all", "per-channel-all", "per-channel-down-fp32", "shipped-int8")
 
 
 def build(recipe: str, model: str):
@@ -48,8 +51,8 @@ def build(recipe: str, model: str):
     from models.int8 import quantised_linears
     from models.loading import load_encoder
 
-    if recipe == "shipped-int8":
-        return load_encoder(model, runtime="torch", precision="int8")
+    if recipe in ("shipped-int8", "bf16"):
+        return load_encoder(model, runtime="torch", precision="int8" if recipe == "shipped-int8" else "bf16")
     encoder = load_encoder(model, runtime="torch", precision="fp32")
     if recipe != "fp32":
         transformer = encoder.model[0].auto_model

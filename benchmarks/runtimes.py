@@ -15,14 +15,16 @@ passages, in its own fresh subprocess (`--child`), so load time and peak RSS are
   candidate shares that tokenizer) over encode_s; ratio: against the baseline of the same run;
 - peak_rss_mb: the child's `ru_maxrss` at the end;
 - cosine_to_own_torch_fp32: for xlsearch candidates, the mean cosine of its vectors to those of the
-  same model on torch fp32 (what int8 or ONNX change; 1.0 for that reference itself).
+  same model on torch fp32 (what bf16, int8 or ONNX change; 1.0 for that reference itself).
 
 Candidates (names for `--candidates`):
 baseline         SentenceTransformer(base).encode(texts, prompt="passage: ", batch_size, normalize) fp32
 default-torch    xlsearch default model, TorchEncoder fp32 (length-sorted batches, windows)
+default-bf16     the same, torch bf16 (fast on CPUs with AVX512-BF16 or AMX-BF16: machine_info says)
 default-int8     the same, torch dynamic int8
 default-onnx     the same model on ONNX Runtime (OnnxEncoder)
 fast-torch       the 6-layer student (`--model fast`), torch fp32
+fast-bf16        the student, torch bf16
 fast-int8        the student, torch dynamic int8
 fast-onnx        the student on ONNX Runtime
 """
@@ -46,9 +48,11 @@ from benchmarks.common import machine_info, stamp, write_result  # noqa: E402
 CANDIDATES = {
     "baseline": ("base", "plain", "fp32"),
     "default-torch": ("default", "torch", "fp32"),
+    "default-bf16": ("default", "torch", "bf16"),
     "default-int8": ("default", "torch", "int8"),
     "default-onnx": ("default", "onnx", "fp32"),
     "fast-torch": ("fast", "torch", "fp32"),
+    "fast-bf16": ("fast", "torch", "bf16"),
     "fast-int8": ("fast", "torch", "int8"),
     "fast-onnx": ("fast", "onnx", "fp32"),
 }
