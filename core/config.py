@@ -53,6 +53,10 @@ RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
 # int8 (models/int8.py: per-channel after SmoothQuant, the feed-forward output kept fp32) is never
 # auto: 1.12x on an AVX2 CPU, 1.48x on the AVX512-VNNI one — below bf16 there — and it lost 1.6
 # points of libreoffice_ui en→zh bitext (docs/eval/default-int8.json). On a GPU auto is fp32.
+# An indexing job this small runs as a query does (ONNX Runtime, fp32, ready ~5 s sooner than
+# PyTorch): measured on the AVX512-BF16 EPYC (benchmarks/results/runtimes-avx512bf16.json),
+# PyTorch bf16 pays its extra ~5.1 s of loading back after ~33k tokens, ~120 KB of demo text.
+SMALL_INDEX_JOB_BYTES = 128 * 1024
 CPU_FLAGS_FILE = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # the CPU features that make bf16 the CPU's auto
 

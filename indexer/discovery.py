@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -33,6 +33,30 @@ def check_paths(paths: Sequence[Path]) -> list[Path]:
             raise InputError(f"{p}: no such file or folder — check the path")
         resolved.append(p.resolve())
     return resolved
+
+
+def holds_at_least(roots: Sequence[Path], limit: int) -> bool:
+    """Whether the files under `roots` add up to `limit` bytes or more — counted raw (hidden and
+    ignored files too) and only until the limit is reached, so a huge folder costs a few stats.
+    It tells a small indexing job from a large one before a model is chosen for it."""
+    total = 0
+    for path in _files_under(roots):
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            continue
+        if total >= limit:
+            return True
+    return False
+
+
+def _files_under(roots: Sequence[Path]) -> Iterator[str]:
+    for root in roots:
+        if root.is_file():
+            yield str(root)
+            continue
+        for folder, _, names in os.walk(root):
+            yield from (os.path.join(folder, name) for name in names)
 
 
 def discover(roots: Sequence[Path], summary: IndexSummary, config: IndexConfig | None = None) -> list[Path]:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cli import cli
 from core.config import IndexConfig
 from core.errors import FileSkipped
-from indexer.discovery import discover
+from indexer.discovery import discover, holds_at_least
 from indexer.filetypes import BINARY, SNIFF_BYTES, detect_type
 from indexer.ignore import Ignorer, parse_rule
 from indexer.readers import read_file
@@ -224,3 +224,13 @@ def test_index_command_no_ignore(tmp_path, tiny_model_dir):
 def test_index_help_names_the_new_options():
     r = invoke("index", "--help")
     assert "--include GLOB" in r.stdout and "--exclude GLOB" in r.stdout and "--no-ignore" in r.stdout and "any other" in r.stdout
+
+
+def test_holds_at_least_counts_files_and_folders_until_the_limit(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_bytes(b"x" * 100)
+    (tmp_path / "sub" / "b.txt").write_bytes(b"y" * 50)
+    assert holds_at_least([tmp_path], 150) and not holds_at_least([tmp_path], 151)
+    assert holds_at_least([tmp_path / "a.txt"], 100) and not holds_at_least([tmp_path / "a.txt"], 101)
+    assert holds_at_least([tmp_path / "a.txt", tmp_path / "sub"], 150)
+    assert not holds_at_least([], 1)

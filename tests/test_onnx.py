@@ -101,16 +101,25 @@ def test_auto_runs_bulk_work_at_the_cpus_precision_and_a_query_on_onnx(exported,
 
 
 def test_the_api_indexes_and_serves_as_bulk_work_and_searches_as_a_query(exported, tmp_path, monkeypatch):
+    """A large indexing job and a server run as bulk work; a small job and a search as a query."""
+    import xlsearch.index
     from core import config
     from web.app import Engine
     from xlsearch import Index
 
     monkeypatch.setattr(config, "auto_cpu_precision", lambda cpuinfo=None: "bf16")
-    (tmp_path / "a.md").write_text("the quick brown fox jumps over the lazy dog", encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("the quick brown fox jumps over the lazy dog", encoding="utf-8")
     db = tmp_path / "idx"
     with Index(db, exported, create=True) as index:
-        index.add([tmp_path / "a.md"])
-        assert (index.encoder.runtime, index.encoder.precision, index.info()["precision"]) == ("torch", "bf16", "bf16")
+        index.add([docs])
+        assert (index.encoder.runtime, index.encoder.precision, index.info()["precision"]) == ("onnx", "fp32", "fp32")
+    (docs / "b.md").write_text("search engines rank documents", encoding="utf-8")
+    monkeypatch.setattr(xlsearch.index, "SMALL_INDEX_JOB_BYTES", 60)  # the two files hold 72 bytes
+    with Index(db, exported) as index:
+        index.add([docs])
+        assert (index.encoder.runtime, index.encoder.precision, index.info()["precision"]) == ("torch", "bf16", "bf16+fp32")
         assert index.search("fox", k=1), "the bulk encoder also answers searches"
     with Index(db) as index:
         assert index.search("fox", k=1) and (index.encoder.runtime, index.encoder.precision) == ("onnx", "fp32")

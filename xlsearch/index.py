@@ -21,9 +21,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.config import IndexConfig, SearchConfig
+from core.config import SMALL_INDEX_JOB_BYTES, IndexConfig, SearchConfig
 from core.errors import InputError
-from indexer.discovery import check_paths
+from indexer.discovery import check_paths, holds_at_least
 from indexer.pipeline import run_index
 from indexer.ray_index import run_index_ray
 from indexer.summary import IndexSummary
@@ -91,8 +91,9 @@ class Index:
     @property
     def encoder(self) -> Encoder:
         """The model: `model` if given, else the one the index recorded, loaded on first use —
-        for queries unless `add` or `load(serving=True)` loaded it first for bulk work (what
-        "auto" then means: models.loading.load_encoder)."""
+        for queries unless `add` (of at least `SMALL_INDEX_JOB_BYTES` of files) or
+        `load(serving=True)` loaded it first for bulk work (what "auto" then means:
+        models.loading.load_encoder)."""
         return self._load_encoder(bulk=False)
 
     def _load_encoder(self, bulk: bool) -> Encoder:
@@ -157,7 +158,7 @@ class Index:
         address ("HOST:6379", "ray://HOST:10001", "auto"); the index comes out as a plain run's."""
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
-        encoder = self._load_encoder(bulk=True)
+        encoder = self._load_encoder(bulk=holds_at_least(paths, SMALL_INDEX_JOB_BYTES))
         with Store.open_for_writing(
             self.db, encoder.identity, config.index_type, precision=encoder.precision, vectors=config.vector_store
         ) as writer:
