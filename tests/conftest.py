@@ -9,13 +9,17 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# "auto" precision follows the CPU (bf16 with AVX512-BF16 or AMX): the commands the tests start in
+# subprocesses run fp32 like the tests in process (the fixture below), so runs compare equal on
+# any machine. tests/test_precision.py and tests/test_onnx.py test the choice itself.
+os.environ.setdefault("XLSEARCH_PRECISION", "fp32")
 
 
 @pytest.fixture(autouse=True)
 def fp32_is_the_cpus_auto(monkeypatch):
-    """"auto" precision follows the CPU's flags (bf16 with AVX512-BF16 or AMX): pinned to fp32 in
-    process, so a test's vectors do not depend on the machine it runs on. The tests that are
-    about the choice (tests/test_precision.py) patch it themselves."""
+    """"auto" precision follows the CPU's flags: pinned to fp32 in process (the Python API does
+    not read $XLSEARCH_PRECISION), so a test's vectors do not depend on the machine it runs on.
+    The tests that are about the choice patch it themselves."""
     from core import config
 
     monkeypatch.setattr(config, "auto_cpu_precision", lambda cpuinfo=None: "fp32")
