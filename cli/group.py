@@ -34,8 +34,8 @@ _PRECISION_HELP = (
     "Encoder arithmetic: fp32 is exact; bf16 runs the transformer in bfloat16 (on a CPU with AVX512-BF16 or AMX "
     "about 1.9x faster, vectors at cosine .9999 to fp32's; no native kernels elsewhere); int8 quantises it on CPU "
     "(1.1-1.5x, within about a point of fp32 on dev retrieval). Every precision searches the same index. auto = "
-    "bf16 for serving, eval and indexing 128 KiB or more on a CPU with AVX512-BF16 or AMX-BF16, else fp32 (a "
-    "one-off search or a small index run: fp32, for ONNX Runtime's fast start)."
+    "bf16 for eval, embed and indexing 128 KiB or more on a CPU with AVX512-BF16 or AMX-BF16, else fp32 (search, "
+    "serve and a small index run: fp32, for ONNX Runtime's fast start)."
 )
 _OUR_LOGGERS = ("xlsearch", "cli", "core", "models", "storage", "indexer", "search", "training", "web")
 

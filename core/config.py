@@ -40,7 +40,7 @@ MILVUS_MAX_TOPK = 16384  # Milvus refuses a larger limit per search
 
 PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
 RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
-# What "auto" means on a CPU for bulk work (indexing, serving, eval; a one-off CLI query runs fp32
+# What "auto" means on a CPU for bulk work (indexing, embed, eval; queries and the server run fp32
 # on ONNX Runtime for its start-up: models/loading.py) — the one switch, decided by measurement.
 # bf16 (models/torch_encoder.py: the transformer's weights and activations in bfloat16, pooling
 # and everything after it fp32) is auto on a CPU with bf16 matrix instructions, where oneDNN has

@@ -59,10 +59,10 @@ def load_encoder(
     """The encoder for a model: `spec` if given, else the model an index recorded (if that folder
     still exists), else the default.
 
-    `precision` "auto" depends on the job. A one-off query (`bulk` False: a CLI search) pays
-    mostly for start-up, so it runs fp32 on ONNX Runtime when the folder has an exported graph
-    (named models get one when built): ready in ~1.4 s, no torch import. Bulk work (`bulk` True:
-    indexing, serving, eval) pays per token, so it runs at `config.auto_cpu_precision()` — bf16
+    `precision` "auto" depends on the job. Queries (`bulk` False: a CLI search, a server) pay
+    mostly for start-up and everything around the encoder, so they run fp32 on ONNX Runtime when
+    the folder has an exported graph (named models get one when built): ready in ~1 s, no torch
+    import. Bulk work (`bulk` True: indexing, embed, eval) pays per token, so it runs at `config.auto_cpu_precision()` — bf16
     on a CPU with bf16 matrix instructions (1.9x fp32's tokens/s on an AVX512-BF16 EPYC,
     benchmarks/quantisation.py), which only PyTorch runs; elsewhere fp32 on ONNX Runtime as for
     a query. `runtime` "auto" is ONNX Runtime exactly when that precision is fp32, no GPU was

@@ -91,9 +91,8 @@ class Index:
     @property
     def encoder(self) -> Encoder:
         """The model: `model` if given, else the one the index recorded, loaded on first use —
-        for queries unless `add` (of at least `SMALL_INDEX_JOB_BYTES` of files) or
-        `load(serving=True)` loaded it first for bulk work (what "auto" then means:
-        models.loading.load_encoder)."""
+        for queries, unless `add` (of at least `SMALL_INDEX_JOB_BYTES` of files) loaded it first
+        for bulk work (what "auto" means for each: models.loading.load_encoder)."""
         return self._load_encoder(bulk=False)
 
     def _load_encoder(self, bulk: bool) -> Encoder:
@@ -119,13 +118,11 @@ class Index:
             self._checked = True
         return store, encoder
 
-    def load(self, serving: bool = False) -> Index:
+    def load(self) -> Index:
         """Load and check everything now — the index, the model and their match, the summarizer —
         rather than on first use: a server then refuses to start on a mistake instead of failing
-        its first visitor. `serving`: the model is for a long run of queries, so it is loaded as
-        for bulk work (fastest per token, not soonest ready)."""
+        its first visitor."""
         with self._lock:
-            self._load_encoder(bulk=serving)
             self._ready()
             if self._summarizer_spec and self._summarizer is None:
                 self._summarizer = AbstractiveSummarizer(self._summarizer_spec)
