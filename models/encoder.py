@@ -22,7 +22,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +149,26 @@ class Encoder:
                     self._queries.popitem(last=False)
         return [found[q] for q in queries]
 
+    MAX_PADDING_RATIO = 2  # a batch's longest sequence is at most this times its shortest
+
+    def _batches(self, windows: list[tuple[int, list[int]]], batch_size: int) -> Iterator[list[tuple[int, list[int]]]]:
+        """Windows sorted by length, `batch_size` at a time — and a batch is cut early where the
+        next sequence is over twice its shortest, so no row is mostly padding. A server's batch of
+        8 dev queries (2-64 tokens) padded to its longest cost more on ONNX Runtime than one call
+        per query; cut this way it costs 20 % less than either (benchmarks/query_batches.py:
+        13.1 / 12.6 / 10.5 ms a query; PyTorch bf16 10.7 / 16.3 / 10.1). Sorted bulk batches of
+        similar lengths are rarely cut."""
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        extra = len(self._prefix_ids) + len(self._suffix_ids)
+        batch: list[tuple[int, list[int]]] = []
+        for w in order:
+            if batch and (len(batch) == batch_size or len(windows[w][1]) + extra > self.MAX_PADDING_RATIO * (len(batch[0][1]) + extra)):
+                yield batch
+                batch = []
+            batch.append(windows[w])
+        if batch:
+            yield batch
+
     def encode(
         self,
         texts: Sequence[str],
@@ -174,10 +194,8 @@ class Encoder:
                 windows.append((i, []))
             for start in range(0, len(content), self.window):
                 windows.append((i, content[start : start + self.window]))
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
         weights = np.zeros(len(texts), dtype=np.float64)
-        for b in range(0, len(order), batch_size):
-            batch = [windows[w] for w in order[b : b + batch_size]]
+        for batch in self._batches(windows, batch_size):
             seqs = [self._prefix_ids + c + self._suffix_ids for _, c in batch]
             width = max(len(s) for s in seqs)
             input_ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)

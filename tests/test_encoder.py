@@ -27,3 +27,17 @@ def test_query_vectors_come_from_a_bounded_lru_cache(tiny_model_dir, monkeypatch
     assert calls == []
     encoder.encode_query("lazy dog")
     assert calls == [["lazy dog"]]
+
+
+def test_a_batch_is_cut_where_its_rows_would_be_mostly_padding(tiny_encoder):
+    extra = len(tiny_encoder._prefix_ids) + len(tiny_encoder._suffix_ids)
+    assert extra == 2, "the tiny model's [CLS] and [SEP]"
+    lengths = [40, 1, 3, 4, 5, 6, 7, 8, 9]
+    windows = [(i, [5] * n) for i, n in enumerate(lengths)]
+    batches = [[len(c) for _, c in b] for b in tiny_encoder._batches(windows, batch_size=4)]
+    # 5 + 2 > 2 * (1 + 2) starts a new batch; 9 finds its batch full; 40 + 2 > 2 * (9 + 2)
+    assert batches == [[1, 3, 4], [5, 6, 7, 8], [9], [40]]
+
+    texts = ["a", "the quick brown fox jumps over the lazy dog " * 3, "狐狸", "search engines rank documents by relevance"]
+    one_by_one = np.stack([tiny_encoder.encode([t], "query")[0] for t in texts])
+    assert np.allclose(tiny_encoder.encode(texts, "query", batch_size=8), one_by_one, atol=1e-5), "cutting changes no vector"
