@@ -62,10 +62,10 @@ def load_encoder(
     `precision` "auto" depends on the job. Queries (`bulk` False: a CLI search, a server) pay
     mostly for start-up and everything around the encoder, so they run fp32 on ONNX Runtime when
     the folder has an exported graph (named models get one when built): ready in ~1 s, no torch
-    import. Bulk work (`bulk` True: indexing, embed, eval) pays per token, so it runs at `config.auto_cpu_precision()` — bf16
-    on a CPU with bf16 matrix instructions (1.9x fp32's tokens/s on an AVX512-BF16 EPYC,
-    benchmarks/quantisation.py), which only PyTorch runs; elsewhere fp32 on ONNX Runtime as for
-    a query. `runtime` "auto" is ONNX Runtime exactly when that precision is fp32, no GPU was
+    import. Bulk work (`bulk` True: indexing, embed, eval) pays per token, so it runs at
+    `config.auto_cpu_precision()` — bf16 on a CPU with bf16 matrix instructions (1.9x fp32's
+    tokens/s on an AVX512-BF16 EPYC, benchmarks/quantisation.py), which only PyTorch runs;
+    elsewhere fp32 on ONNX Runtime as for a query. `runtime` "auto" is ONNX Runtime exactly when that precision is fp32, no GPU was
     named and the folder has an export; "torch" or "onnx" force one. On PyTorch, "auto" is
     resolved by the device the model lands on (`config.resolve_precision`: fp32 on a GPU).
     """
