@@ -155,7 +155,8 @@ class Index:
         address ("HOST:6379", "ray://HOST:10001", "auto"); the index comes out as a plain run's."""
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
-        encoder = self._load_encoder(bulk=holds_at_least(paths, SMALL_INDEX_JOB_BYTES))
+        with self._lock:  # sizes are counted only when this call is the one that loads the model
+            encoder = self._encoder or self._load_encoder(bulk=holds_at_least(paths, SMALL_INDEX_JOB_BYTES))
         with Store.open_for_writing(
             self.db, encoder.identity, config.index_type, precision=encoder.precision, vectors=config.vector_store
         ) as writer:
