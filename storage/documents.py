@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 
 from core.errors import IndexCorruptError, IndexMismatchError
 from models.identity import ModelIdentity
@@ -22,6 +21,7 @@ from models.identity import ModelIdentity
 from .failures import storage_errors
 from .records import FileRecord
 from .schema import SQLITE_NAME, check_schema, connect, now
+from .sqlite_utils_import import sqlite_utils
 
 
 class DocumentStore:

@@ -12,13 +12,12 @@ import time
 import zlib
 from pathlib import Path
 
-import sqlite_utils
-
 from core.choices import INDEX_TYPES
 from core.errors import IndexCorruptError, InputError
 from models.identity import ModelIdentity
 
 from .failures import damaged, no_room
+from .sqlite_utils_import import sqlite_utils
 
 SCHEMA_VERSION = 1
 SQLITE_NAME = "index.sqlite"
