@@ -186,6 +186,12 @@ def search_batch(
             first = max(_first_fetch(results[i], total) for i in members)
             candidates.update(zip(members, store.vectors.search(np.stack([qvecs[i] for i in members]), first, where)))
         ranked = {i: _rank(store, results[i], qvecs.get(i), candidates.get(i, []), total, config) for i in valid}
+        shown = [cid for i in valid for _, cid, _ in ranked[i][0]]
+        texts = store.documents.chunk_texts_by_id(shown)  # ranking read no text: only the hits need it
+        for i in valid:
+            rows = ranked[i][1]
+            for _, cid, _ in ranked[i][0]:
+                rows[cid]["text"] = texts[cid]
     for i in valid:
         results[i] = _hits(encoder, results[i], qvecs.get(i), *ranked[i])
     return results
@@ -224,7 +230,7 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
             dense = store.vectors.search(qvec[None, :], fetch, request.vector_filter())[0]
         lexical = store.documents.search_terms(match, fetch) if match else []
         worded = store.documents.search_terms(words, fetch) if words else []
-        rows = store.documents.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical} | {cid for cid, _ in worded}))
+        rows = store.documents.chunk_rows(list({cid for cid, _ in dense} | {cid for cid, _ in lexical} | {cid for cid, _ in worded}), text=False)
         # a row is missing when a chunk in an older FAISS file has since been deleted: skip it
         keep = lambda cid: cid in rows and lang in ("any", rows[cid]["lang"]) and filters.allows(rows[cid])  # noqa: E731
         dense = [(cid, sim) for cid, sim in dense if keep(cid)]

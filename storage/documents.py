@@ -243,14 +243,19 @@ class DocumentStore:
         return [(int(r[0]), float(r[1])) for r in rows]
 
     @storage_errors
-    def chunk_rows(self, chunk_ids: list[int]) -> dict[int, dict]:
-        """Chunk id → its text, offsets, language and document/file fields (missing ids skipped)."""
+    def chunk_rows(self, chunk_ids: list[int], text: bool = True) -> dict[int, dict]:
+        """Chunk id → its text, offsets, language and document/file fields (missing ids skipped).
+
+        `text=False` leaves the text out: it is cut from the document's whole text, read from
+        SQLite's overflow pages for a long document, and a search ranks ~200 candidates to show
+        ten (`chunk_texts_by_id` then reads the ten).
+        """
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
+        text_column = "substr(d.text, c.start + 1, c.end - c.start) as text," if text else ""
         rows = self.db.execute(
-            f"""select c.id, c.doc_id, c.ord, c.start, c.end, c.lang,
-                       substr(d.text, c.start + 1, c.end - c.start) as text,
+            f"""select c.id, c.doc_id, c.ord, c.start, c.end, c.lang, {text_column}
                        d.title, d.key, d.lang as doc_lang, f.path, f.file_type, f.mtime, f.sha256
                 from chunks c join documents d on d.id = c.doc_id join files f on f.id = d.file_id
                 where c.id in ({marks})""",
@@ -258,6 +263,18 @@ class DocumentStore:
         )
         cols = [c[0] for c in rows.description]
         return {row[0]: dict(zip(cols, row)) for row in rows}
+
+    @storage_errors
+    def chunk_texts_by_id(self, chunk_ids: list[int]) -> dict[int, str]:
+        """Chunk id → its text (missing ids skipped)."""
+        if not chunk_ids:
+            return {}
+        rows = self.db.execute(
+            f"""select c.id, substr(d.text, c.start + 1, c.end - c.start) from chunks c join documents d on d.id = c.doc_id
+                where c.id in ({",".join("?" * len(chunk_ids))})""",
+            chunk_ids,
+        )
+        return dict(rows.fetchall())
 
     @storage_errors
     def document(self, doc_id: int) -> dict | None:

@@ -51,6 +51,22 @@ def test_write_search_and_generation(db):
         assert info["vectors_in_sync"]
 
 
+def test_rows_without_text_and_texts_by_id_agree_with_full_rows(db):
+    """Search ranks on rows without text and reads the text of the hits alone."""
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1, n_chunks=3), record("/b", 2, lang="zh")])
+        store.sync_vectors()
+    with Store.open(db) as store:
+        ids = [cid for cid, _ in store.vectors.search(unit(100)[None, :], 5)[0]]
+        full, light = store.documents.chunk_rows(ids), store.documents.chunk_rows(ids, text=False)
+        assert len(full) == 5 and all("text" not in row for row in light.values())
+        assert light == {cid: {k: v for k, v in row.items() if k != "text"} for cid, row in full.items()}
+        assert store.documents.chunk_texts_by_id(ids + [10**6]) == {cid: row["text"] for cid, row in full.items()}
+        doc_text = "sentence 0. sentence 1. sentence 2."  # /a's and /b's texts start alike (see `record`)
+        assert all(row["text"] == doc_text[row["start"] : row["end"]] for row in full.values())
+        assert store.documents.chunk_texts_by_id([]) == {}
+
+
 def test_replacing_a_file_replaces_its_chunks(db):
     with Store.open_for_writing(db, identity()) as store:
         store.write_files([record("/a", 1, n_chunks=3)])
