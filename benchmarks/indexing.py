@@ -2,6 +2,7 @@
 
     python benchmarks/indexing.py --corpus dev [--limit N] [--queries 200] [--model base] [--precision int8] [--json]
     python benchmarks/indexing.py --corpus synthetic --size 20000 [--seed 0]
+    python benchmarks/indexing.py --corpus synthetic --megabytes 50 --baseline-limit 8000
     python benchmarks/indexing.py --corpus demo
 
 Both sides use the same local model folder (`--model`, default "base": multilingual-e5-small as
@@ -25,9 +26,16 @@ project's, as xlsearch --runtime takes it (auto indexes on PyTorch).
 
 Corpora: `dev` = both sides of every dev pair (~15k short texts); `synthetic` = `--size` passages of
 100-200 tokens, each made of random dev/train sentences of one language (seeded; English and
-Chinese alternate), so each is one chunk for the project; `demo` = the project indexes demo/corpus
+Chinese alternate), so each is one chunk for the project; `--megabytes MB` instead of `--size`
+makes as many as come to MB megabytes of UTF-8 text (the count estimated from a 2,000-passage
+draw with the same seed; the size reached is reported); `demo` = the project indexes demo/corpus
 (files), and the baseline embeds exactly the chunk texts from the project's database (`--limit`
 does not apply). `--limit N` keeps the first N texts.
+
+`--baseline-limit N`: the baseline embeds only the first N texts (a 50 MB corpus takes the plain
+baseline over an hour on 2 cores). Its texts/s and tokens/s are then over those N texts (their own
+token count, which the result records), the throughput ratio compares those rates, and recall@10
+is not reported (the baseline's index holds a part of the collection).
 
 Each side runs in its own subprocess (this script with `--child`), so its peak RSS
 (`getrusage(RUSAGE_SELF).ru_maxrss`) is its own. Measured per side: wall time to index (model
@@ -41,7 +49,7 @@ the same count serves both sides. Recall@10: the share of the baseline's top-10 
 project's top-10 holds, per query, averaged (the project returns one hit per document; on a corpus
 whose documents have several chunks the baseline's hits are grouped the same way).
 
-Writes benchmarks/results/indexing-<corpus>-<texts>.json with machine info and the command line.
+Writes benchmarks/results/indexing-<corpus>-<texts>.json (or `--out`) with machine info and the command line.
 """
 
 from __future__ import annotations
@@ -280,7 +288,11 @@ def table(r: dict) -> str:
     lines.append(f"details: baseline model load {b['model_load_s']} s + encode {b['encode_s']} s; project run_index "
                  f"{p['run_index_s']} s, {p['chunks']} chunks in {p['documents']} documents; processes "
                  f"{b['process_s']} s / {p['process_s']} s with imports")
-    lines.append("recall@10 of the baseline's top-10: " + ", ".join(f"{m} {v:.3f}" for m, v in r["recall@10"].items()))
+    if r["recall@10"] is not None:
+        lines.append("recall@10 of the baseline's top-10: " + ", ".join(f"{m} {v:.3f}" for m, v in r["recall@10"].items()))
+    else:
+        lines.append(f"the baseline embedded the first {b['texts']} texts ({b['tokens']} tokens): rates compared "
+                     "(wall time and disk: different amounts), no recall")
     return "\n".join(lines)
 
 
@@ -288,6 +300,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", choices=("dev", "synthetic", "demo"), default="dev")
     ap.add_argument("--size", type=int, default=10000, help="passages for --corpus synthetic")
+    ap.add_argument("--megabytes", type=float, default=None, help="--corpus synthetic: passages enough for this many MB (not --size)")
+    ap.add_argument("--baseline-limit", type=int, default=None, help="the baseline embeds only the first N texts (see above)")
     ap.add_argument("--limit", type=int, default=None, help="keep the first N texts (dev, synthetic)")
     ap.add_argument("--demo-path", type=Path, default=ROOT / "demo" / "corpus", help="folder indexed for --corpus demo")
     ap.add_argument("--queries", type=int, default=200)
@@ -298,6 +312,7 @@ def main() -> None:
     ap.add_argument("--project-model", default=None, help="the project's model, if not --model (the baseline keeps --model)")
     ap.add_argument("--runtime", choices=RUNTIMES, default="auto", help="the project's runtime, as xlsearch --runtime takes it")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="the result file (default: benchmarks/results/indexing-<corpus>-<texts>….json)")
     ap.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     ap.add_argument("--child", choices=("baseline", "project"), help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -323,21 +338,29 @@ def main() -> None:
             project = run_child("project", work, args, str(args.demo_path.resolve()))
             rows = demo_texts(work / "project-db")
         else:
+            if args.corpus == "synthetic" and args.megabytes:
+                pilot = synthetic_texts(2000, args.seed, tokenizer, default_dev_dir(), default_train_dir())
+                args.size = round(args.megabytes * 1e6 / (sum(len(r["text"].encode()) for r in pilot) / len(pilot)))
             rows = dev_texts(default_dev_dir()) if args.corpus == "dev" else \
                 synthetic_texts(args.size, args.seed, tokenizer, default_dev_dir(), default_train_dir())
             rows = rows[: args.limit] if args.limit else rows
             for r in rows:
                 r["group"] = r["id"]
-        write_jsonl(work / "texts.jsonl", rows)
+        base_rows = rows[: args.baseline_limit] if args.baseline_limit else rows
+        write_jsonl(work / "texts.jsonl", base_rows)
         if args.corpus != "demo":
             write_jsonl(work / "docs.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
             project = run_child("project", work, args, str(work / "docs.jsonl"))
         baseline = run_child("baseline", work, args)
-    tokens = sum(len(ids) for ids in tokenizer(["passage: " + r["text"] for r in rows])["input_ids"])
-    for side in (baseline, project):
-        side["texts_per_s"] = round(len(rows) / side["index_s"], 2)
-        side["tokens_per_s"] = round(tokens / side["index_s"], 1)
+    counts = [len(ids) for ids in tokenizer(["passage: " + r["text"] for r in rows])["input_ids"]]
+    tokens = sum(counts)
+    for side, n in ((baseline, len(base_rows)), (project, len(rows))):
+        side["texts_per_s"] = round(n / side["index_s"], 2)
+        side["tokens_per_s"] = round(sum(counts[:n]) / side["index_s"], 1)
+    baseline["texts"], baseline["tokens"] = len(base_rows), sum(counts[: len(base_rows)])
     base_ranked = baseline["queries"]["plain"].pop("ranked")
+    recall_at_10 = {mode: recall(base_ranked, q.pop("ranked")) for mode, q in project["queries"].items()}
+    subset = len(base_rows) < len(rows)
     import faiss
     import torch
 
@@ -346,7 +369,8 @@ def main() -> None:
         "project_model": args.project_model_path, "runtime": args.runtime,
         "throughput_ratio": round(project["tokens_per_s"] / baseline["tokens_per_s"], 2),
         "precision": {"requested": args.precision, "project": project["precision"], "baseline": "fp32"},
-        "recall@10": {mode: recall(base_ranked, q.pop("ranked")) for mode, q in project["queries"].items()},
+        "megabytes": round(sum(len(r["text"].encode()) for r in rows) / 1e6, 2),
+        "recall@10": None if subset else recall_at_10,
         "baseline": baseline, "project": project,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "faiss": faiss.__version__, "torch_threads": baseline["torch_threads"],
@@ -354,11 +378,10 @@ def main() -> None:
         "command": shlex.join([sys.executable, *sys.argv]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(exist_ok=True)
     suffix = "" if project["precision"] == "fp32" else f"-{project['precision']}"
     suffix += f"-{args.project_model}" if args.project_model else ""
-    path = results / f"indexing-{args.corpus}-{len(rows)}{suffix}.json"
+    path = args.out or ROOT / "benchmarks" / "results" / f"indexing-{args.corpus}-{len(rows)}{suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1))
     print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else table(report) + f"\nwritten: {path}")
 

@@ -201,3 +201,20 @@ def test_section_retrieval_groups_pairs_by_direction_and_ranks_within_the_target
     assert set(out) == {"en→en", "zh→zh", "en→zh", "zh→en"}
     assert out["en→en"] == {"queries": 2, "passages": 2, "r1": 0.5, "mrr10": 0.75}  # "Charts" ranks its own text second
     assert out["en→zh"]["r1"] == 0.5 and out["zh→en"] == {"queries": 1, "passages": 1, "r1": 1.0, "mrr10": 1.0}
+
+
+@pytest.mark.slow
+def test_indexing_on_a_synthetic_corpus_by_size_with_a_partial_baseline(bench_env, tiny_model_dir):
+    """--megabytes picks the passage count; --baseline-limit compares rates over the baseline's own texts."""
+    out = Path(bench_env["out"]) / "indexing.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "indexing.py"), "--corpus", "synthetic", "--megabytes", "0.03",
+           "--baseline-limit", "12", "--queries", "6", "--warmup", "1", "--model", str(tiny_model_dir), "--out", str(out), "--json"]
+    done = subprocess.run(cmd, env=bench_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert 0.02 <= r["megabytes"] <= 0.045 and r["texts"] > 12 and r["project"]["chunks"] >= r["texts"]
+    b, p = r["baseline"], r["project"]
+    assert b["texts"] == 12 and 0 < b["tokens"] < r["tokens"] and r["recall@10"] is None
+    assert b["tokens_per_s"] == pytest.approx(b["tokens"] / b["index_s"], rel=1e-3)
+    assert p["tokens_per_s"] == pytest.approx(r["tokens"] / p["index_s"], rel=1e-3)
+    assert r["throughput_ratio"] == pytest.approx(p["tokens_per_s"] / b["tokens_per_s"], abs=0.01)
