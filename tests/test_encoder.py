@@ -41,3 +41,16 @@ def test_a_batch_is_cut_where_its_rows_would_be_mostly_padding(tiny_encoder):
     texts = ["a", "the quick brown fox jumps over the lazy dog " * 3, "狐狸", "search engines rank documents by relevance"]
     one_by_one = np.stack([tiny_encoder.encode([t], "query")[0] for t in texts])
     assert np.allclose(tiny_encoder.encode(texts, "query", batch_size=8), one_by_one, atol=1e-5), "cutting changes no vector"
+
+
+def test_texts_are_tokenized_in_slices_and_give_the_same_vectors(tiny_encoder, monkeypatch):
+    """A 50 MB JSONL file is one `encode` of 74k texts: its tokens must not all be Python objects at once."""
+    texts = [f"document {i} " + "about foxes and dogs " * (i % 7) for i in range(11)] + ["", "狐狸和狗" * 200]
+    one_by_one = np.stack([tiny_encoder.encode([t], "passage")[0] for t in texts])
+    calls = []
+    real_ids = tiny_encoder._ids
+    monkeypatch.setattr(tiny_encoder, "_ids", lambda chunk: calls.append(len(chunk)) or real_ids(chunk))
+    monkeypatch.setattr(tiny_encoder, "TOKENIZE_TEXTS", 5)
+    sliced = tiny_encoder.encode(texts, "passage", batch_size=4)
+    assert calls == [5, 5, 3]
+    assert np.allclose(sliced, one_by_one, atol=1e-5)
