@@ -65,9 +65,10 @@ def load_encoder(
     import. Bulk work (`bulk` True: indexing, embed, eval) pays per token, so it runs at
     `config.auto_cpu_precision()` — bf16 on a CPU with bf16 matrix instructions (1.9x fp32's
     tokens/s on an AVX512-BF16 EPYC, benchmarks/quantisation.py), which only PyTorch runs;
-    elsewhere fp32 on ONNX Runtime as for a query. `runtime` "auto" is ONNX Runtime exactly when that precision is fp32, no GPU was
-    named and the folder has an export; "torch" or "onnx" force one. On PyTorch, "auto" is
-    resolved by the device the model lands on (`config.resolve_precision`: fp32 on a GPU).
+    elsewhere fp32 on ONNX Runtime as for a query. `runtime` "auto" is ONNX Runtime exactly when
+    that precision is fp32, no GPU was named and the folder has an export; "torch" or "onnx"
+    force one. On PyTorch, "auto" is resolved by the device the model lands on
+    (`config.resolve_precision`: fp32 on a GPU).
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")

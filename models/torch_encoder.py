@@ -40,9 +40,10 @@ def _only_our_modules(path: Path) -> bool:
 
 
 class TorchEncoder(Encoder):
-    """`precision`: "fp32" (exact), "bf16" (the transformer in bfloat16: fast on CPUs with AVX512-BF16 or AMX),
-    "int8" (the transformer's Linear layers dynamically quantised, CPU only; ignored with a log
-    line on a GPU) or "auto" (`config.auto_cpu_precision()` on a CPU, fp32 on a GPU)."""
+    """`precision`: "fp32" (exact), "bf16" (the transformer in bfloat16: fast on CPUs with
+    AVX512-BF16 or AMX), "int8" (the transformer's Linear layers dynamically quantised, CPU
+    only; ignored with a log line on a GPU) or "auto" (`config.auto_cpu_precision()` on a CPU,
+    fp32 on a GPU)."""
 
     runtime = "torch"
 
@@ -87,8 +88,9 @@ class TorchEncoder(Encoder):
 
     def _to_bfloat16(self) -> None:
         """bf16 for the transformer only — where the time goes (its matrix products, which oneDNN
-        runs on AVX512-BF16 instructions or AMX tiles). `_pool` casts its token vectors back to fp32, so the mean over a
-        window, the window average, centering and normalisation keep fp32's precision."""
+        runs on AVX512-BF16 instructions or AMX tiles). `_pool` casts its token vectors back to
+        fp32, so the mean over a window, the window average, centering and normalisation keep
+        fp32's precision."""
         import torch
 
         for module in self._transformers:
