@@ -26,13 +26,12 @@ multiply before the int8 matmul.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 
-CALIBRATION_FILE = Path(__file__).parent / "data" / "int8-calibration.txt"
+from .int8_recipe import ALPHA, CALIBRATION_FILE, calibration_texts, smoothing_scale  # noqa: F401 — shared with ONNX
+
 RECIPE = "smoothquant-0.5-shared-qkv/per-channel/down-fp32"  # part of an int8 encoder's fingerprint
-ALPHA = 0.5  # SmoothQuant's migration strength: 0 = all on activations, 1 = all on weights
 
 
 class SharedInput:
@@ -67,11 +66,6 @@ class SmoothedLinear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.shared.divided(x))
-
-
-def calibration_texts() -> list[str]:
-    lines = CALIBRATION_FILE.read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def quantised_linears(model: torch.nn.Module) -> list[str]:
@@ -123,8 +117,8 @@ def smooth(model: torch.nn.Module, maxima: dict[str, torch.Tensor], groups: list
     largest weight of each input channel over the group (SmoothQuant's rule for q/k/v)."""
     for group in groups:
         linears = [model.get_submodule(name) for name in group]
-        weight_max = torch.stack([lin.weight.detach().abs().amax(dim=0) for lin in linears]).amax(dim=0).clamp(min=1e-5)
-        scale = (maxima[group[0]].clamp(min=1e-5) ** alpha / weight_max ** (1 - alpha)).clamp(min=1e-5)
+        weight_max = torch.stack([lin.weight.detach().abs().amax(dim=0) for lin in linears]).amax(dim=0)
+        scale = torch.from_numpy(smoothing_scale(maxima[group[0]].numpy(), weight_max.numpy(), alpha))
         shared = SharedInput(1.0 / scale, len(group))
         for name, linear in zip(group, linears, strict=True):
             linear.weight.data *= scale
