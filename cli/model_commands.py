@@ -157,7 +157,7 @@ def model_convert(force):
 
 @model.command("export-onnx")
 @model_option
-@click.option("--force", is_flag=True, help="Export again even if a valid export is there.")
+@click.option("--force", is_flag=True, help="Export and quantise again even if valid files are there.")
 def model_export_onnx(model, force):
     """Export a model's transformer to ONNX, for the torch-free search path (--runtime onnx).
 
@@ -167,6 +167,10 @@ def model_export_onnx(model, force):
     PyTorch's vectors (cosine >= 0.9999). The named models get one when they are built; run
     this for your own model folders. Models whose modules after pooling are other than
     Normalize and xlsearch's language centering keep running on torch.
+
+    It also builds model.int8.onnx (SmoothQuant, per-channel int8 weights, feed-forward outputs
+    fp32; a query's encode ~1.5x faster on a CPU with VNNI, cosine ~.999 to fp32): what search
+    and serve run under --precision auto on such a CPU, and --precision int8 anywhere.
     """
     from models.loading import resolve_model_path
     from models.onnx_encoder import post_modules
@@ -174,7 +178,11 @@ def model_export_onnx(model, force):
 
     path = resolve_model_path(model)
     post_modules(path)  # refuse a model the ONNX runtime cannot finish before spending 20 s
-    click.echo(str(export_onnx(path, force=force)))
+    from models.onnx_int8 import build_int8
+
+    folder = export_onnx(path, force=force)
+    build_int8(path, force=force)
+    click.echo(str(folder))
 
 
 @model.command("center")

@@ -40,8 +40,8 @@ MILVUS_MAX_TOPK = 16384  # Milvus refuses a larger limit per search
 
 PRECISION_ENV = "XLSEARCH_PRECISION"  # sets --precision for every command that encodes
 RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
-# What "auto" means on a CPU for bulk work (indexing, embed, eval; queries and the server run fp32
-# on ONNX Runtime for its start-up: models/loading.py) — the one switch, decided by measurement.
+# What "auto" means on a CPU for bulk work (indexing, embed, eval; queries and the server run on
+# ONNX Runtime for its start-up: models/loading.py) — the one switch, decided by measurement.
 # bf16 (models/torch_encoder.py: the transformer's weights and activations in bfloat16, pooling
 # and everything after it fp32) is auto on a CPU with bf16 matrix instructions, where oneDNN has
 # real bf16 kernels: AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake) or AMX-BF16 tiles
@@ -59,6 +59,14 @@ RUNTIME_ENV = "XLSEARCH_RUNTIME"  # sets --runtime likewise
 SMALL_INDEX_JOB_BYTES = 128 * 1024
 CPU_FLAGS_FILE = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # the CPU features that make bf16 the CPU's auto
+# What "auto" means for queries (a search, a server) where the model has an int8 graph
+# (models/onnx_int8.py): int8 on a CPU with int8 dot-product instructions (VNNI), where ONNX
+# Runtime's int8 MatMul runs on them. Measured 2026-12-07 on the 2-core AVX512-VNNI EPYC: a
+# query's encode 1.47x fp32's at batch 1 and 8 (benchmarks/results/search-profile-100000-onnx-
+# int8-avx512vnni.json), and int8 queries against fp32 passages lost at most 0.20 points on any
+# dev cell and nothing on same-language (benchmarks/results/asymmetric-queries-int8.json). Without
+# VNNI it is not measured, so auto stays fp32 there.
+INT8_CPU_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def cpu_flags(cpuinfo: Path | None = None) -> frozenset[str]:
@@ -78,6 +86,11 @@ def auto_cpu_precision(cpuinfo: Path | None = None) -> str:
     """What --precision auto means for bulk work on this machine's CPU: "bf16" with AVX512-BF16 or
     AMX-BF16, else "fp32"."""
     return "bf16" if BF16_CPU_FLAGS & cpu_flags(cpuinfo) else "fp32"
+
+
+def auto_query_precision(cpuinfo: Path | None = None) -> str:
+    """What --precision auto means for queries on ONNX Runtime: "int8" with VNNI, else "fp32"."""
+    return "int8" if INT8_CPU_FLAGS & cpu_flags(cpuinfo) else "fp32"
 
 
 def resolve_precision(requested: str, device_type: str) -> str:

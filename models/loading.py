@@ -7,6 +7,7 @@ The top of the models package: the named models (models/named.py), the runtimes
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from core.choices import RUNTIMES
 from core.errors import ModelError
 
 from .encoder import Encoder
-from .onnx_files import graph_file
+from .onnx_files import graph_file, int8_graph_file
+
+log = logging.getLogger(__name__)
 
 
 def resolve_model_path(spec: str | os.PathLike | None) -> Path:
@@ -60,15 +63,17 @@ def load_encoder(
     still exists), else the default.
 
     `precision` "auto" depends on the job. Queries (`bulk` False: a CLI search, a server) pay
-    mostly for start-up and everything around the encoder, so they run fp32 on ONNX Runtime when
+    mostly for start-up and everything around the encoder, so they run on ONNX Runtime when
     the folder has an exported graph (named models get one when built): ready in ~1 s, no torch
-    import. Bulk work (`bulk` True: indexing, embed, eval) pays per token, so it runs at
+    import — int8 where the CPU has VNNI and the export its int8 graph
+    (`config.auto_query_precision`, models/onnx_int8.py), else fp32. Bulk work (`bulk` True: indexing, embed, eval) pays per token, so it runs at
     `config.auto_cpu_precision()` — bf16 on a CPU with bf16 matrix instructions (1.9x fp32's
     tokens/s on an AVX512-BF16 EPYC, benchmarks/quantisation.py), which only PyTorch runs;
     elsewhere fp32 on ONNX Runtime as for a query. `runtime` "auto" is ONNX Runtime exactly when
-    that precision is fp32, no GPU was named and the folder has an export; "torch" or "onnx"
-    force one. On PyTorch, "auto" is resolved by the device the model lands on
-    (`config.resolve_precision`: fp32 on a GPU).
+    that precision is fp32, or int8 for queries, no GPU was named and the folder has an export
+    (int8 queries: its int8 graph, models/onnx_int8.py, built from the export on first use);
+    "torch" or "onnx" force one. On PyTorch, "auto" is resolved by the device the model lands
+    on (`config.resolve_precision`: fp32 on a GPU).
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -78,13 +83,20 @@ def load_encoder(
     precision = precision.lower()
     if runtime == "auto":
         wanted = (config.auto_cpu_precision() if bulk else "fp32") if precision == "auto" else precision
-        runtime = "onnx" if wanted == "fp32" and device in (None, "cpu") and _onnx_ready(path) else "torch"
+        onnx_precisions = ("fp32",) if bulk else ("fp32", "int8")
+        runtime = "onnx" if wanted in onnx_precisions and device in (None, "cpu") and _onnx_ready(path) else "torch"
     if runtime == "onnx":
-        if precision not in ("auto", "fp32"):
+        if precision not in ("auto", "fp32", "int8"):
             raise ModelError(f"--precision {precision} runs on the torch runtime only — use --runtime torch (or auto), or --precision fp32")
         from .onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(path)
+        if precision == "auto":
+            precision = "int8" if not bulk and config.auto_query_precision() == "int8" and _int8_ready(path) else "fp32"
+        elif precision == "int8":
+            from .onnx_int8 import build_int8
+
+            build_int8(path)
+        return OnnxEncoder(path, precision)
     from .torch_encoder import TorchEncoder
 
     return TorchEncoder(path, device=device, precision=precision)
@@ -92,5 +104,20 @@ def load_encoder(
 
 def _onnx_ready(path: Path) -> bool:
     return graph_file(path).exists() and importlib.util.find_spec("onnxruntime") is not None
+
+
+def _int8_ready(path: Path) -> bool:
+    """Whether the folder has a valid int8 graph; a damaged one is named in a warning (queries
+    then run at fp32; `--precision int8` rebuilds it)."""
+    if not int8_graph_file(path).exists():
+        return False
+    from .onnx_int8 import read_int8_record
+
+    try:
+        read_int8_record(path)
+        return True
+    except ModelError as exc:
+        log.warning("%s; searching at fp32", exc)
+        return False
 
 

@@ -125,19 +125,21 @@ def _stamp(path: Path) -> list[int]:
 
 
 def _with_onnx(model: Path, like: Path | None = None) -> Path:
-    """`model`, with its ONNX export made first if it has none (the search path's runtime).
+    """`model`, with its ONNX export and int8 query graph made first if missing (the search
+    path's runtime, models/onnx_int8.py).
 
     `like`: a folder with the same transformer weights (centering changes none), whose export is
     hard-linked instead of made again when it is valid for `model`.
     """
-    if (onnx_dir(model) / RECORD).exists():
-        return model
-    from .onnx_export import export_onnx, link_export
+    from .onnx_int8 import build_int8
 
-    if like is not None and (onnx_dir(like) / RECORD).exists() and link_export(like, model):
-        return model
-    log.info("exporting %s to ONNX for fast searches (once, about 20 s)", model.name)
-    export_onnx(model)
+    if not (onnx_dir(model) / RECORD).exists():
+        from .onnx_export import export_onnx, link_export
+
+        if like is None or not (onnx_dir(like) / RECORD).exists() or not link_export(like, model):
+            log.info("exporting %s to ONNX for fast searches (once, about 20 s)", model.name)
+            export_onnx(model)
+    build_int8(model)  # at once when it is there (a linked export brings its int8 graph along)
     return model
 
 

@@ -20,7 +20,7 @@ from core.errors import ModelError
 
 from .encoder import PROBE_TEXT, Encoder
 from .language_offsets import LanguageOffsets
-from .onnx_files import DATA, GRAPH, TOKENIZER, onnx_dir, read_record, rebuild_hint
+from .onnx_files import GRAPH, INT8_GRAPH, TOKENIZER, onnx_dir, read_record, rebuild_hint
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def _normalize(emb: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray
 class OnnxEncoder(Encoder):
     runtime = "onnx"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, precision: str = "fp32"):
+        """`precision` "int8": the int8 graph (models/onnx_int8.py), which must have been built."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -66,6 +67,14 @@ class OnnxEncoder(Encoder):
         self.path = Path(path)
         folder = onnx_dir(self.path)
         record = read_record(self.path)
+        graph, hint, expected = folder / GRAPH, rebuild_hint(self.path), record["probe"]
+        if precision == "int8":
+            from . import onnx_int8
+
+            graph, hint, expected = folder / INT8_GRAPH, onnx_int8.int8_hint(self.path), onnx_int8.read_int8_record(self.path)["probe"]
+            self.precision, self.quantisation = "int8", onnx_int8.RECIPE
+        elif precision != "fp32":
+            raise ModelError(f"--precision {precision} runs on the torch runtime only — use --runtime torch (or auto)")
         self.pooling, steps = post_modules(self.path)
         if steps and steps[-1] is _normalize:
             steps = steps[:-1]  # windows are averaged before the last normalisation, as on torch
@@ -78,10 +87,9 @@ class OnnxEncoder(Encoder):
             # no busy-waiting after a run: FAISS and SQLite need the cores next (spinning threads
             # doubled the FAISS time of a search at 100k chunks)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.session = ort.InferenceSession(str(folder / GRAPH), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for damaged files
-            raise ModelError(f"{folder}: cannot load the ONNX graph or tokenizer ({str(exc).splitlines()[0][:200]}) — "
-                             f"{rebuild_hint(self.path)}") from None
+            raise ModelError(f"{folder}: cannot load the ONNX graph or tokenizer ({str(exc).splitlines()[0][:200]}) — {hint}") from None
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
         self.pad_id = int(record.get("pad_id", 0))
@@ -91,9 +99,9 @@ class OnnxEncoder(Encoder):
         self.name = read_marker(self.path).get("name", self.path.name)
         self._init_windows()
         probe = self._pooled_probe()
-        expected = np.asarray(record["probe"], np.float32)
+        expected = np.asarray(expected, np.float32)
         if probe.shape != expected.shape or float(probe @ expected) / (np.linalg.norm(probe) * np.linalg.norm(expected) + 1e-12) < 0.999:
-            raise ModelError(f"{folder / GRAPH}: does not give the vectors recorded at export (damaged {DATA}?) — {rebuild_hint(self.path)}")
+            raise ModelError(f"{graph}: does not give the vectors recorded when it was built (damaged {graph.name}.data?) — {hint}")
 
     def _pooled_probe(self) -> np.ndarray:
         ids = self._prefix_ids + self._ids([self.prompts.get("passage", "") + PROBE_TEXT])[0] + self._suffix_ids

@@ -22,6 +22,11 @@ DATA = "model.onnx.data"
 TOKENIZER = "tokenizer.json"
 RECORD = "xlsearch_onnx.json"
 FORMAT = 1
+# int8 for queries (models/onnx_int8.py), built from the export on first use; its data file holds
+# the int8 weights only, the tensors it leaves fp32 are read from DATA
+INT8_GRAPH = "model.int8.onnx"
+INT8_DATA = "model.int8.onnx.data"
+INT8_RECORD = "xlsearch_onnx_int8.json"
 
 
 def onnx_dir(model: Path) -> Path:
@@ -30,6 +35,10 @@ def onnx_dir(model: Path) -> Path:
 
 def graph_file(model: Path) -> Path:
     return onnx_dir(model) / GRAPH
+
+
+def int8_graph_file(model: Path) -> Path:
+    return onnx_dir(model) / INT8_GRAPH
 
 
 def rebuild_hint(model: Path) -> str:

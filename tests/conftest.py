@@ -65,3 +65,21 @@ def real_encoder(real_model_dir):
     from models.torch_encoder import TorchEncoder
 
     return TorchEncoder(real_model_dir)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_model_dir) -> Path:
+    """A copy of the tiny model with language centering and an ONNX export."""
+    import numpy as np
+
+    from models.centering import LanguageCentering, write_centered_model
+    from models.onnx_export import export_onnx
+    from models.torch_encoder import TorchEncoder
+
+    encoder = TorchEncoder(tiny_model_dir)
+    rng = np.random.default_rng(0)
+    means = {(lang, kind): rng.normal(size=encoder.dim).astype(np.float32) * 0.1 for lang in ("en", "zh") for kind in ("query", "passage")}
+    module = LanguageCentering.from_means(encoder.tokenizer, means, encoder.prompts)
+    folder = write_centered_model(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "centered", module)
+    export_onnx(folder)
+    return folder

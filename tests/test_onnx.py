@@ -22,22 +22,6 @@ from core.errors import ModelError
 TEXTS = ["the quick brown fox", "快速的棕色狐狸", "", "search " * 200, "安装软件包 install the package"]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_model_dir) -> Path:
-    """A copy of the tiny model with language centering and an ONNX export."""
-    from models.centering import LanguageCentering, write_centered_model
-    from models.onnx_export import export_onnx
-    from models.torch_encoder import TorchEncoder
-
-    encoder = TorchEncoder(tiny_model_dir)
-    rng = np.random.default_rng(0)
-    means = {(lang, kind): rng.normal(size=encoder.dim).astype(np.float32) * 0.1 for lang in ("en", "zh") for kind in ("query", "passage")}
-    module = LanguageCentering.from_means(encoder.tokenizer, means, encoder.prompts)
-    folder = write_centered_model(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "centered", module)
-    export_onnx(folder)
-    return folder
-
-
 def fresh_copy(folder: Path, dest: Path) -> Path:
     shutil.copytree(folder, dest)
     return dest
@@ -68,18 +52,16 @@ def test_the_centering_module_is_applied_on_the_onnx_path(exported, tiny_model_d
     assert not np.allclose(centered, plain, atol=1e-3)
 
 
-def test_auto_runtime_uses_onnx_when_exported_and_torch_for_int8_and_bf16(exported, tiny_model_dir):
+def test_auto_runtime_uses_onnx_when_exported_and_torch_for_bulk_int8_and_bf16(exported, tiny_model_dir):
     from models.loading import load_encoder
 
     assert load_encoder(exported).runtime == "onnx"
-    assert load_encoder(exported, precision="int8").runtime == "torch"
+    assert load_encoder(exported, precision="int8", bulk=True).runtime == "torch"  # int8 queries: tests/test_onnx_int8.py
     assert load_encoder(exported, precision="bf16").runtime == "torch"
     assert load_encoder(exported, runtime="torch").runtime == "torch"
     assert load_encoder(tiny_model_dir).runtime == "torch"  # no export: torch, silently
     with pytest.raises(ModelError, match=r"onnx/model\.onnx: missing — rebuild it with `xlsearch model export-onnx --model .* --force`"):
         load_encoder(tiny_model_dir, runtime="onnx")
-    with pytest.raises(ModelError, match="int8 runs on the torch runtime only"):
-        load_encoder(exported, runtime="onnx", precision="int8")
     with pytest.raises(ModelError, match="bf16 runs on the torch runtime only"):
         load_encoder(exported, runtime="onnx", precision="bf16")
 
@@ -152,7 +134,7 @@ def test_damaged_weights_of_the_right_size_are_refused(exported, tmp_path):
     rng = np.random.default_rng(1)
     noise = rng.normal(size=len(raw) // 4).astype(np.float32).tobytes()
     data.write_bytes(noise + bytes(len(raw) - len(noise)))
-    with pytest.raises(ModelError, match=r"model\.onnx: does not give the vectors recorded at export"):
+    with pytest.raises(ModelError, match=r"model\.onnx: does not give the vectors recorded when it was built"):
         OnnxEncoder(model)
 
 
