@@ -89,9 +89,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db: Path, log_file, timeout: float) -> tuple[subprocess.Popen, int]:
+def start_server(db: Path, log_file, timeout: float, precision: str = "auto") -> tuple[subprocess.Popen, int]:
     port = free_port()
-    cmd = [sys.executable, "-m", "cli", "-q", "serve", "--db", str(db), "--host", HOST, "--port", str(port)]
+    cmd = [sys.executable, "-m", "cli", "-q", "serve", "--db", str(db), "--host", HOST, "--port", str(port), "--precision", precision]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -206,10 +206,10 @@ def timed(queries: list[str], run) -> dict:
     return latency_summary(times)
 
 
-def in_process(db: Path, warmup: list[str], queries: list[str], k: int) -> dict:
+def in_process(db: Path, warmup: list[str], queries: list[str], k: int, precision: str = "auto") -> dict:
     from xlsearch import Index
 
-    with Index(db) as index:
+    with Index(db, precision=precision) as index:
         run = lambda q: index.search(q, k=k)  # noqa: E731
         timed(warmup, run)
         return {**timed(queries, run), "precision": index.encoder.precision}
@@ -267,6 +267,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests per HTTP pass (distinct queries)")
     ap.add_argument("--warmup", type=int, default=16, help="untimed requests first (other queries)")
     ap.add_argument("-k", type=int, default=10, help="hits per query")
+    ap.add_argument("--precision", default="auto", help="the server's and the in-process search's --precision (int8: ONNX Runtime's int8 queries)")
     ap.add_argument("--startup-timeout", type=float, default=300, help="seconds to wait for /healthz")
     ap.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/http-latency-<chunks>.json)")
     ap.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
@@ -283,7 +284,7 @@ def main() -> None:
 
     with tempfile.NamedTemporaryFile("w+", prefix="xlsearch-serve-", suffix=".log", delete=False) as log_file:
         started = time.perf_counter()
-        proc, port = start_server(db, log_file, args.startup_timeout)
+        proc, port = start_server(db, log_file, args.startup_timeout, args.precision)
         startup_s = round(time.perf_counter() - started, 2)
         try:
             http_pass(port, warmup, args.clients, args.k)
@@ -296,7 +297,7 @@ def main() -> None:
             server = {"startup_s": startup_s, "healthz": proc.healthz, **stop_server(proc)}
     os.unlink(log_file.name)
     repeated["distinct_queries"] = len(cached)
-    local = in_process(db, warmup, queries, args.k)
+    local = in_process(db, warmup, queries, args.k, args.precision)
     plain = baseline(db, model, warmup, queries, args.k)
 
     def ratio(a: dict, b: dict) -> dict:

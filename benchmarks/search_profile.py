@@ -1,6 +1,6 @@
 """Where a search's time goes, in process: encode, FAISS, SQLite, lexical, calibration, snippets.
 
-    python benchmarks/search_profile.py [--size 100000] [--model base] [--runtime auto] [--batch 1] [--queries 400] [--json]
+    python benchmarks/search_profile.py [--size 100000] [--model base] [--runtime auto] [--precision auto] [--batch 1] [--queries 400] [--json]
 
 Runs dev queries (benchmarks/common.py: dev_queries, none a text of the collection) through
 `search.searcher.search_batch` on the cached benchmark collection, `--batch` queries per call
@@ -38,7 +38,7 @@ from benchmarks.common import (  # noqa: E402
 STAGES = ("encode", "faiss", "sqlite", "lexical", "calibration", "snippets")
 
 
-def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warmup: list[str], batch: int) -> dict:
+def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warmup: list[str], batch: int, precision: str = "auto") -> dict:
     import search.calibration as calibration
     import search.searcher as searcher
     from search.searcher import SearchRequest, search_batch
@@ -58,7 +58,7 @@ def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warm
 
         setattr(owner, name, wrapper)
 
-    index = Index(db, model, runtime=runtime).load()
+    index = Index(db, model, runtime=runtime, precision=precision).load()
     store, encoder = index.store, index.encoder
     timed(encoder, "encode_queries", "encode")
     timed(store.vectors, "search", "faiss")
@@ -80,13 +80,14 @@ def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warm
     index.close()
     return {"batch": batch, "queries": n, "ms_per_query": round(1000 * wall / n, 2), "stages_ms": stages,
             "shares": {s: round(v / (1000 * wall / n), 3) for s, v in stages.items()},
-            "runtime": encoder.runtime, "model": encoder.name}
+            "runtime": encoder.runtime, "precision": encoder.precision, "model": encoder.name}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_collection_args(ap)
     ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--precision", default="auto", help="the query encoder's (int8: ONNX Runtime's int8 graph)")
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--search-model", default=None, help="search with this model instead of the collection's (same vectors needed)")
@@ -95,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
     db, _, model = collection_from_args(args)
     picked = [q["text"] for q in dev_queries(args.queries + 16, 1, load_tokenizer(model), collection_texts_in(db))]
-    runs = [profile(db, args.search_model, args.runtime, picked[16:], picked[:16], b) for b in args.batch]
+    runs = [profile(db, args.search_model, args.runtime, picked[16:], picked[:16], b, args.precision) for b in args.batch]
     report = {"benchmark": "search_profile", **stamp(), "db": str(db), "runs": runs, "machine": machine_info()}
     lines = [f"{'batch':>5} {'ms/query':>9} " + " ".join(f"{s:>11}" for s in (*STAGES, "other"))]
     for r in runs:
