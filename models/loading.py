@@ -58,6 +58,7 @@ def load_encoder(
     runtime: str = "auto",
     device: str | None = None,
     bulk: bool = False,
+    queries: bool = False,
 ) -> Encoder:
     """The encoder for a model: `spec` if given, else the model an index recorded (if that folder
     still exists), else the default.
@@ -65,15 +66,16 @@ def load_encoder(
     `precision` "auto" depends on the job. Queries (`bulk` False: a CLI search, a server) pay
     mostly for start-up and everything around the encoder, so they run on ONNX Runtime when
     the folder has an exported graph (named models get one when built): ready in ~1 s, no torch
-    import — int8 where the CPU has VNNI and the export its int8 graph
-    (`config.auto_query_precision`, models/onnx_int8.py), else fp32. Bulk work (`bulk` True: indexing, embed, eval) pays per token, so it runs at
-    `config.auto_cpu_precision()` — bf16 on a CPU with bf16 matrix instructions (1.9x fp32's
-    tokens/s on an AVX512-BF16 EPYC, benchmarks/quantisation.py), which only PyTorch runs;
-    elsewhere fp32 on ONNX Runtime as for a query. `runtime` "auto" is ONNX Runtime exactly when
-    that precision is fp32, or int8 for queries, no GPU was named and the folder has an export
-    (int8 queries: its int8 graph, models/onnx_int8.py, built from the export on first use);
-    "torch" or "onnx" force one. On PyTorch, "auto" is resolved by the device the model lands
-    on (`config.resolve_precision`: fp32 on a GPU).
+    import; fp32, or int8 with `queries` (the encoder embeds queries only, never an index's
+    passages) where the CPU has VNNI and the export its int8 graph (`config.auto_query_precision`,
+    models/onnx_int8.py: measured as int8 queries against fp32 passages). Bulk work (`bulk` True:
+    indexing, embed, eval) pays per token, so it runs at `config.auto_cpu_precision()` — bf16 on
+    a CPU with bf16 matrix instructions (1.9x fp32's tokens/s on an AVX512-BF16 EPYC,
+    benchmarks/quantisation.py), which only PyTorch runs; elsewhere fp32 on ONNX Runtime as for a
+    query. `runtime` "auto" is ONNX Runtime exactly when that precision is fp32, or int8 for
+    queries, no GPU was named and the folder has an export (`--precision int8` builds the int8
+    graph from the export on first use); "torch" or "onnx" force one. On PyTorch, "auto" is
+    resolved by the device the model lands on (`config.resolve_precision`: fp32 on a GPU).
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -91,7 +93,7 @@ def load_encoder(
         from .onnx_encoder import OnnxEncoder
 
         if precision == "auto":
-            precision = "int8" if not bulk and config.auto_query_precision() == "int8" and _int8_ready(path) else "fp32"
+            precision = "int8" if queries and not bulk and config.auto_query_precision() == "int8" and _int8_ready(path) else "fp32"
         elif precision == "int8":
             from .onnx_int8 import build_int8
 

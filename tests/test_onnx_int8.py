@@ -78,17 +78,18 @@ def test_auto_runs_queries_at_int8_on_a_vnni_cpu_when_the_graph_is_there(int8_mo
     from models.loading import load_encoder
 
     monkeypatch.setattr(config, "auto_query_precision", lambda cpuinfo=None: "int8")
-    assert load_encoder(int8_model).precision == "int8"
+    assert load_encoder(int8_model, queries=True).precision == "int8"
+    assert load_encoder(int8_model).precision == "fp32", "an encoder that may embed passages"
     assert load_encoder(int8_model, bulk=True).precision != "int8", "bulk work keeps its own auto"
-    assert load_encoder(exported).precision == "fp32", "no int8 graph: fp32, not a 15 s build on a search"
+    assert load_encoder(exported, queries=True).precision == "fp32", "no int8 graph: fp32, not a 15 s build on a search"
     model = tmp_path / "m"
     shutil.copytree(int8_model, model)
     data = model / "onnx" / "model.int8.onnx.data"
     data.write_bytes(data.read_bytes()[:100])
-    assert load_encoder(model).precision == "fp32"
+    assert load_encoder(model, queries=True).precision == "fp32"
     assert "model.int8.onnx.data: truncated or replaced" in caplog.text and "searching at fp32" in caplog.text
     monkeypatch.setattr(config, "auto_query_precision", lambda cpuinfo=None: "fp32")
-    assert load_encoder(int8_model).precision == "fp32"
+    assert load_encoder(int8_model, queries=True).precision == "fp32"
 
 
 def test_auto_query_precision_follows_the_cpus_vnni_flag(tmp_path):
@@ -145,3 +146,25 @@ def test_export_onnx_builds_the_int8_graph_and_an_int8_search_needs_no_torch(exp
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"hits": 2, "heavy": []}
+
+
+def test_passages_are_never_embedded_at_an_auto_chosen_int8(int8_model, tmp_path, monkeypatch):
+    """Auto's int8 was measured for queries against fp32 passages: an index run, even one that
+    follows a search in the same Index, embeds at fp32."""
+    from core import config
+    from xlsearch import Index
+
+    monkeypatch.setattr(config, "auto_query_precision", lambda cpuinfo=None: "int8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("the quick brown fox jumps over the lazy dog", encoding="utf-8")
+    db = tmp_path / "idx"
+    with Index(db, int8_model, create=True) as index:
+        index.add([docs])
+        assert (index.encoder.precision, index.info()["precision"]) == ("fp32", "fp32")
+    with Index(db) as index:
+        assert index.search("fox", k=1) and index.encoder.precision == "int8"
+        (docs / "b.md").write_text("search engines rank documents", encoding="utf-8")
+        index.add([docs])
+        assert index.info()["precision"] == "fp32" and index.encoder.precision == "fp32"
+        assert sorted(Path(h.path).name for h in index.search("engines", k=5)) == ["a.md", "b.md"]

@@ -93,12 +93,24 @@ class Index:
         """The model: `model` if given, else the one the index recorded, loaded on first use —
         for queries, unless `add` (of at least `SMALL_INDEX_JOB_BYTES` of files) loaded it first
         for bulk work (what "auto" means for each: models.loading.load_encoder)."""
-        return self._load_encoder(bulk=False)
+        return self._load_encoder(bulk=False, queries=True)
 
-    def _load_encoder(self, bulk: bool) -> Encoder:
+    def _load_encoder(self, bulk: bool, queries: bool = False) -> Encoder:
         with self._lock:
             if self._encoder is None:
-                self._encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime, bulk=bulk)
+                self._encoder = load_encoder(self._model_spec, self._recorded_model(), self._precision, self._runtime, bulk=bulk,
+                                             queries=queries)
+            return self._encoder
+
+    def _passage_encoder(self, paths: Sequence[Path]) -> Encoder:
+        """The encoder `add` embeds passages with: the loaded one, unless "auto" chose int8 for it
+        as a query encoder (measured for queries only, models/loading.py), which is replaced. A
+        model loaded here is loaded for bulk work if the job holds `SMALL_INDEX_JOB_BYTES`."""
+        with self._lock:
+            if self._encoder is not None and self._precision == "auto" and self._encoder.precision == "int8":
+                self._encoder = None
+            if self._encoder is None:  # sizes are counted only when this call is the one that loads the model
+                return self._load_encoder(bulk=holds_at_least(paths, SMALL_INDEX_JOB_BYTES))
             return self._encoder
 
     def _recorded_model(self) -> str | None:
@@ -155,8 +167,7 @@ class Index:
         address ("HOST:6379", "ray://HOST:10001", "auto"); the index comes out as a plain run's."""
         config = config or IndexConfig()
         paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
-        with self._lock:  # sizes are counted only when this call is the one that loads the model
-            encoder = self._encoder or self._load_encoder(bulk=holds_at_least(paths, SMALL_INDEX_JOB_BYTES))
+        encoder = self._passage_encoder(paths)
         with Store.open_for_writing(
             self.db, encoder.identity, config.index_type, precision=encoder.precision, vectors=config.vector_store
         ) as writer:
