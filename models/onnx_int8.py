@@ -82,8 +82,20 @@ def build_int8(model: Path, force: bool = False) -> Path:
             return folder / INT8_GRAPH
         except ModelError:
             pass
+    log.info("building the int8 query graph of %s (once, about 15 s)", model.name)
+    try:
+        _build(model, folder, record)
+    except OSError as exc:  # a read-only or full model folder: say so, not a traceback
+        raise ModelError(f"{folder}: cannot write the int8 graph there ({exc.strerror or exc}) — "
+                         f"search with --precision fp32, or run `xlsearch model export-onnx --model {model} --force` "
+                         "where the folder is writable") from None
+    log.info("built %s", folder / INT8_GRAPH)
+    return folder / INT8_GRAPH
+
+
+def _build(model: Path, folder: Path, record: dict) -> None:
     import onnx
-    log.info("building the int8 query graph of %s (once, about 30 s)", model.name)
+
     (folder / INT8_RECORD).unlink(missing_ok=True)  # written last: until then no int8 graph loads
     graph = _with_weights(onnx.load(str(folder / GRAPH), load_external_data=False), folder)
     groups = _smoothed_groups(graph)
@@ -97,8 +109,6 @@ def build_int8(model: Path, force: bool = False) -> Path:
     partial = folder / f"{INT8_RECORD}.{os.getpid()}"
     partial.write_text(json.dumps(out, indent=1), encoding="utf-8")
     os.replace(partial, folder / INT8_RECORD)
-    log.info("built %s", folder / INT8_GRAPH)
-    return folder / INT8_GRAPH
 
 
 def _with_weights(graph, folder: Path):

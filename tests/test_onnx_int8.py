@@ -168,3 +168,26 @@ def test_passages_are_never_embedded_at_an_auto_chosen_int8(int8_model, tmp_path
         index.add([docs])
         assert index.info()["precision"] == "fp32" and index.encoder.precision == "fp32"
         assert sorted(Path(h.path).name for h in index.search("engines", k=5)) == ["a.md", "b.md"]
+
+
+def test_a_model_folder_it_cannot_write_to_is_named_not_a_traceback(exported, tmp_path, monkeypatch):
+    import models.onnx_int8 as onnx_int8
+
+    model = tmp_path / "m"
+    shutil.copytree(exported, model)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("the quick brown fox")
+    db = tmp_path / "idx"
+    assert CliRunner().invoke(cli, ["-q", "index", str(docs), "--db", str(db), "--model", str(model)]).exit_code == 0
+    monkeypatch.setattr(onnx_int8, "_quantise", full)
+    r = CliRunner().invoke(cli, ["-q", "search", "fox", "--db", str(db), "--precision", "int8"])
+    assert r.exit_code == 1 and "Traceback" not in r.output and r.stderr.count("\n") == 1
+    assert "cannot write the int8 graph there (No space left on device)" in r.stderr
+    with pytest.raises(ModelError, match=r"cannot write the int8 graph there \(No space left on device\) — search with --precision fp32"):
+        onnx_int8.build_int8(model)
+    assert not (model / "onnx" / "xlsearch_onnx_int8.json").exists()
