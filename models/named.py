@@ -139,7 +139,10 @@ def _with_onnx(model: Path, like: Path | None = None) -> Path:
         if like is None or not (onnx_dir(like) / RECORD).exists() or not link_export(like, model):
             log.info("exporting %s to ONNX for fast searches (once, about 20 s)", model.name)
             export_onnx(model)
-    build_int8(model)  # at once when it is there (a linked export brings its int8 graph along)
+    try:
+        build_int8(model)  # at once when it is there (a linked export brings its int8 graph along)
+    except ModelError as exc:  # e.g. a read-only cache: queries run at fp32, nothing else is lost
+        log.warning("%s", exc)
     return model
 
 

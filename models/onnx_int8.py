@@ -12,12 +12,12 @@ PyTorch's int8 uses (models/int8.py, the numbers are there) brings it to ~.999:
 2. per-channel int8 weights, dynamic int8 activations (ONNX Runtime's `quantize_dynamic`);
 3. the down-projections (in > out features: the feed-forward output) stay fp32.
 
-Built from the fp32 export with it (`xlsearch model export-onnx`, the named models when built) or
-on first use of `--precision int8`, beside it in `<model>/onnx/`: `model.int8.onnx`, `model.int8.onnx.data` (the int8 weights and the
-smoothing scales only: tensors the recipe leaves alone, the 250k-piece embedding table above
-all, are read from `model.onnx.data`, not copied) and `xlsearch_onnx_int8.json` (what it was
-built from, the recipe, the probe vector the runtime checks at load). The record is written
-last: a build cut short leaves no int8 graph that loads.
+Built with the fp32 export (`xlsearch model export-onnx`, the named models when built) or on
+first use of `--precision int8`, beside it in `<model>/onnx/`: `model.int8.onnx`,
+`model.int8.onnx.data` (the int8 weights and the smoothing scales only: tensors the recipe leaves
+alone, the 250k-piece embedding table above all, are read from `model.onnx.data`, not copied) and
+`xlsearch_onnx_int8.json` (what it was built from, the recipe, the probe vector the runtime
+checks at load). The record is written last: a build cut short leaves no int8 graph that loads.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def _build(model: Path, folder: Path, record: dict) -> None:
     groups = _smoothed_groups(graph)
     maxima = _input_maxima(folder, list(groups), _calibration_ids(folder, record))
     _smooth(graph, groups, maxima)
-    _quantise(graph, folder, [n.name for n in graph.graph.node if n.op_type == "MatMul" and _is_down_projection(n, graph)])
+    weights = _weights(graph)
+    _quantise(graph, folder, [n.name for n in graph.graph.node if n.op_type == "MatMul" and _is_down_projection(n, weights)])
     os.chmod(folder / INT8_DATA, 0o644)  # onnx writes it owner-only; the export beside it is world-readable
     probe = _probe(folder, record)
     out = {"format": FORMAT, "recipe": RECIPE, "source": source_of(model), "data_size": (folder / INT8_DATA).stat().st_size,
@@ -132,9 +133,9 @@ def _weights(graph) -> dict:
     return {t.name: t for t in graph.graph.initializer}
 
 
-def _is_down_projection(node, graph) -> bool:
+def _is_down_projection(node, weights: dict) -> bool:
     """A MatMul x·W whose W has more rows (inputs) than columns: the feed-forward output."""
-    w = _weights(graph).get(node.input[1])
+    w = weights.get(node.input[1])
     return w is not None and len(w.dims) == 2 and w.dims[0] > w.dims[1]
 
 
@@ -143,7 +144,7 @@ def _smoothed_groups(graph) -> dict[str, list]:
     weights = _weights(graph)
     groups: dict[str, list] = {}
     for node in graph.graph.node:
-        if node.op_type == "MatMul" and node.input[1] in weights and not _is_down_projection(node, graph):
+        if node.op_type == "MatMul" and node.input[1] in weights and not _is_down_projection(node, weights):
             groups.setdefault(node.input[0], []).append(node)
     return groups
 
