@@ -216,11 +216,16 @@ def _quantise(graph, folder: Path, keep_fp32: list[str]) -> None:
 
     original = {t.name: t for t in onnx.load(str(folder / GRAPH), load_external_data=False).graph.initializer}
     fp32 = {t.name: t for t in graph.graph.initializer}
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".int8-") as staged:
-        out = Path(staged) / INT8_GRAPH
-        quantize_dynamic(graph, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True,
-                         nodes_to_exclude=keep_fp32, extra_options={"MatMulConstBOnly": True}, use_external_data_format=True)
-        quantised = onnx.load(str(out))
+    advice = _DropMessage("Please consider to run pre-processing")  # ONNX Runtime's, on the root logger: not for our users
+    logging.getLogger().addFilter(advice)
+    try:
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".int8-") as staged:
+            out = Path(staged) / INT8_GRAPH
+            quantize_dynamic(graph, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True,
+                             nodes_to_exclude=keep_fp32, extra_options={"MatMulConstBOnly": True}, use_external_data_format=True)
+            quantised = onnx.load(str(out))
+    finally:
+        logging.getLogger().removeFilter(advice)
     for tensor in quantised.graph.initializer:
         source = original.get(tensor.name)
         if source is None or not _external(source) or fp32[tensor.name].raw_data != tensor.raw_data:
@@ -230,6 +235,15 @@ def _quantise(graph, folder: Path, keep_fp32: list[str]) -> None:
         tensor.external_data.extend(source.external_data)
     onnx.save_model(quantised, str(folder / INT8_GRAPH), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=INT8_DATA, size_threshold=1024)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
 
 
 def _external(tensor) -> bool:
