@@ -57,6 +57,8 @@ def test_the_int8_graph_reads_untouched_tensors_from_the_export(int8_model):
     assert sum(n.op_type == "MatMulInteger" for n in graph.graph.node) > 0
     down = [n for n in graph.graph.node if n.op_type == "MatMul" and n.name.endswith("output/dense/MatMul") and "attention" not in n.name]
     assert down, "the feed-forward outputs stay fp32"
+    smoothing = [n for n in graph.graph.node if n.op_type == "Mul" and n.name.startswith("xlsearch_smooth_")]
+    assert len(smoothing) == 3 * 2, "SmoothQuant: one division per tensor read (q/k/v share), three a layer, two layers"
     record = json.loads((int8_model / "onnx" / "xlsearch_onnx_int8.json").read_text())
     assert record["recipe"].startswith("onnx/smoothquant-0.5") and len(record["probe"]) == 32
 
