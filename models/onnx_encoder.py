@@ -71,7 +71,7 @@ class OnnxEncoder(Encoder):
         if precision == "int8":
             from . import onnx_int8
 
-            graph, hint, expected = folder / INT8_GRAPH, onnx_int8.int8_hint(self.path), onnx_int8.read_int8_record(self.path)["probe"]
+            graph, hint, expected = folder / INT8_GRAPH, onnx_int8.int8_hint(self.path), onnx_int8.read_int8_record(self.path, record)["probe"]
             self.precision, self.quantisation = "int8", onnx_int8.RECIPE
         elif precision != "fp32":
             raise ModelError(f"--precision {precision} runs on the torch runtime only — use --runtime torch (or auto)")

@@ -45,13 +45,14 @@ def int8_hint(model: Path) -> str:
     return f"rebuild it with `xlsearch model export-onnx --model {model} --force`, or search with --precision fp32"
 
 
-def source_of(model: Path) -> str:
+def source_of(export_record: dict) -> str:
     """What the int8 graph is built from: the fp32 export's record (weights digest, probe)."""
-    return hashlib.sha256(json.dumps(read_record(model), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(export_record, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_int8_record(model: Path) -> dict:
-    """The int8 record, checked against the files beside it and the fp32 export under it."""
+def read_int8_record(model: Path, export_record: dict | None = None) -> dict:
+    """The int8 record, checked against the files beside it and the fp32 export under it
+    (`export_record`: that export's `read_record`, when the caller has already read it)."""
     folder = onnx_dir(model)
     record_path = folder / INT8_RECORD
     for path in (folder / INT8_GRAPH, folder / INT8_DATA, record_path):
@@ -66,7 +67,7 @@ def read_int8_record(model: Path) -> dict:
         raise ModelError(f"{record_path}: built by another version of xlsearch — {int8_hint(model)}")
     if (folder / INT8_DATA).stat().st_size != size:
         raise ModelError(f"{folder / INT8_DATA}: truncated or replaced — {int8_hint(model)}")
-    if record.get("source") != source_of(model):
+    if record.get("source") != source_of(export_record or read_record(model)):
         raise ModelError(f"{folder / INT8_GRAPH}: built from another export than {folder / GRAPH} — {int8_hint(model)}")
     return record
 
@@ -78,7 +79,7 @@ def build_int8(model: Path, force: bool = False) -> Path:
     folder = onnx_dir(model)
     if not force:
         try:
-            read_int8_record(model)
+            read_int8_record(model, record)
             return folder / INT8_GRAPH
         except ModelError:
             pass
@@ -105,7 +106,7 @@ def _build(model: Path, folder: Path, record: dict) -> None:
     _quantise(graph, folder, [n.name for n in graph.graph.node if n.op_type == "MatMul" and _is_down_projection(n, weights)])
     os.chmod(folder / INT8_DATA, 0o644)  # onnx writes it owner-only; the export beside it is world-readable
     probe = _probe(folder, record)
-    out = {"format": FORMAT, "recipe": RECIPE, "source": source_of(model), "data_size": (folder / INT8_DATA).stat().st_size,
+    out = {"format": FORMAT, "recipe": RECIPE, "source": source_of(record), "data_size": (folder / INT8_DATA).stat().st_size,
            "probe": [round(float(x), 7) for x in probe]}
     partial = folder / f"{INT8_RECORD}.{os.getpid()}"
     partial.write_text(json.dumps(out, indent=1), encoding="utf-8")
