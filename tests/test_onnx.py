@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from core.errors import ModelError
+from tests.fresh_search import fresh_search
 
 TEXTS = ["the quick brown fox", "快速的棕色狐狸", "", "search " * 200, "安装软件包 install the package"]
 
@@ -193,17 +192,7 @@ def test_a_search_on_the_onnx_runtime_imports_no_torch(exported, tmp_path):
     db = tmp_path / "idx"
     r = CliRunner().invoke(cli, ["-q", "index", str(docs), "--db", str(db), "--model", str(exported)])
     assert r.exit_code == 0, r.output
-    script = (
-        "import sys, json\n"
-        "from click.testing import CliRunner\n"
-        "from cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['search', 'fox', '--db', {str(db)!r}, '--json'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(json.dumps({'hits': len(json.loads(r.stdout)['hits']),"
-        " 'heavy': sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"hits": 2, "heavy": []}
+    assert fresh_search(db) == {"hits": 2, "heavy": []}
 
 
 def test_a_damaged_export_fails_a_search_in_one_line_and_leaves_the_index_alone(exported, tmp_path):

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from core.errors import ModelError
+from tests.fresh_search import HEAVY, fresh_search
 
 TEXTS = ["the quick brown fox", "快速的棕色狐狸", "安装软件包 install the package", "search " * 200]
 
@@ -137,17 +136,7 @@ def test_export_onnx_builds_the_int8_graph_and_an_int8_search_needs_no_torch(exp
     (docs / "b.txt").write_text("快速的棕色狐狸跳过了懒狗")
     db = tmp_path / "idx"
     assert CliRunner().invoke(cli, ["-q", "index", str(docs), "--db", str(db), "--model", str(model)]).exit_code == 0
-    script = (
-        "import sys, json\n"
-        "from click.testing import CliRunner\n"
-        "from cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['search', 'fox', '--db', {str(db)!r}, '--precision', 'int8', '--json'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(json.dumps({'hits': len(json.loads(r.stdout)['hits']),"
-        " 'heavy': sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'onnx') if m in sys.modules)}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"hits": 2, "heavy": []}
+    assert fresh_search(db, "--precision", "int8", watched=(*HEAVY, "onnx")) == {"hits": 2, "heavy": []}
 
 
 def test_passages_are_never_embedded_at_an_auto_chosen_int8(int8_model, tmp_path, monkeypatch):
