@@ -42,11 +42,19 @@ def candidate_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in split_sentences(text)][:MAX_SENTENCES]
 
 
+# [A-Za-z0-9_] as IGNORECASE reads it (it folds İ ı ſ K into the class), spelt out: the word
+# alone is matched case-insensitively, and compiling a case-folded class is what made a new
+# word's pattern cost ~0.28 ms (a search compiles several; now ~0.05 ms each).
+_WORD_CHAR = "[A-Za-z0-9_\u0130\u0131\u017f\u212a]"
+
+
 @functools.lru_cache(maxsize=4096)  # re's own cache is smaller and slower to consult
 def _pattern(word: str) -> re.Pattern:
     """Latin words match whole words only ("the" not in "other"); Chinese words anywhere."""
     escaped = re.escape(word)
-    return re.compile(rf"(?<![A-Za-z0-9_]){escaped}(?![A-Za-z0-9_])" if word.isascii() else escaped, re.IGNORECASE)
+    if word.isascii():
+        return re.compile(rf"(?<!{_WORD_CHAR})(?i:{escaped})(?!{_WORD_CHAR})")
+    return re.compile(escaped, re.IGNORECASE)
 
 
 def term_hits(sentence: str, words: Sequence[str]) -> int:

@@ -43,3 +43,18 @@ def test_segments_cover_the_text():
 def test_marks_skip_function_words_and_respect_word_boundaries():
     s = make_snippet("Together, the other system starts systemd.", "the system")
     assert [s.text[a:b] for a, b in s.marks] == ["system"]
+
+
+def test_a_latin_words_pattern_bounds_it_as_ignorecase_would():
+    """The pattern spells out the word characters IGNORECASE folds in (İ ı ſ K), so a word
+    next to one of them is still not a whole word, and the word itself matches in any case."""
+    import itertools
+    import re
+
+    from search.snippets import _pattern
+
+    folded = re.compile(r"(?<![A-Za-z0-9_])sudo(?![A-Za-z0-9_])", re.IGNORECASE)
+    around = ["", " ", "-", "_", "a", "Z", "0", "é", "中", "İ", "ı", "ſ", "\u212a"]
+    for before, word, after in itertools.product(around, ["sudo", "SUDO", "Sudo"], around):
+        text = before + word + after
+        assert [m.span() for m in _pattern("sudo").finditer(text)] == [m.span() for m in folded.finditer(text)], text
