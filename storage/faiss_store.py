@@ -10,11 +10,12 @@ So a kill at any moment leaves an index that opens and is complete up to its las
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from pathlib import Path
 
 import numpy as np
+
+from core.memory import release_freed_memory
 
 from . import faiss_files as ff
 from .documents import DocumentStore
@@ -23,18 +24,6 @@ from .lock import write_lock_held
 from .vector_store import VectorFilter
 
 log = logging.getLogger(__name__)
-
-
-def release_freed_memory() -> None:
-    """Hand memory freed by a dropped FAISS index back to the system (glibc's malloc_trim).
-
-    A server swaps its whole index every time a run commits; glibc keeps freed blocks of that
-    size in its arenas, so without this a long-running server's RSS creeps up run after run.
-    Elsewhere (macOS, musl) it does nothing."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError):
-        pass
 
 
 def faiss_name(generation: int) -> str:
