@@ -70,4 +70,3 @@ def test_a_bulk_encode_hands_freed_memory_back_every_so_many_windows(tiny_encode
     trims.clear()
     tiny_encoder.encode(texts[:7], "query", batch_size=4)
     assert trims == []
-
