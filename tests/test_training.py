@@ -240,6 +240,17 @@ def test_pair_readers_and_sampling(tmp_path):
     assert sample == sorted(sample) and len(set(sample)) == 10
 
 
+def test_long_pairs_are_a_second_sample_of_paragraphs(tmp_path):
+    short = [(f"en {i}", f"zh {i}") for i in range(20)]
+    paragraphs = [("word " * 80 + str(i), f"段落 {i}") for i in range(6)]
+    (tmp_path / "a.tsv").write_text("".join(f"{e}\t{z}\n" for e, z in short + paragraphs), encoding="utf-8")
+    pairs = training_pairs(tmp_path, [], per_file=5, extra=[], seed=0, long_per_file=3, long_chars=300)
+    first, extra = pairs[:5], pairs[5:]
+    assert len(extra) == 3 and all(p in paragraphs for p in extra), "only pairs of ≥ 300 English characters"
+    assert not set(first) & set(extra), "a pair is never taken twice"
+    assert training_pairs(tmp_path, [], 5, [], 0, long_per_file=100)[5:] == [p for p in paragraphs if p not in first]
+
+
 @pytest.mark.parametrize(
     "line, message",
     [('{"en": "x"}', 'line 1: expected an object with non-empty "en" and "zh"'), ("{oops", "line 1: invalid JSON")],

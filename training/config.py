@@ -22,6 +22,9 @@ class DataConfig:
     files: list[str] = field(default_factory=list)  # stems in train_dir; empty → every *.tsv
     pairs_per_file: int | None = None  # a seeded sample of each file; None → all of it
     extra_pairs: list[str] = field(default_factory=list)  # your own TSV / JSONL pair files
+    # more pairs per file from its paragraphs only (English side ≥ long_pair_chars characters)
+    long_pairs_per_file: int = 0
+    long_pair_chars: int = 300
     # query → passage pairs for objectives.retrieval: "libreoffice-help" (headings and keywords →
     # their sections, training.page_pairs) or TSV files of query<TAB>passage
     retrieval_pairs: list[str] = field(default_factory=list)

@@ -21,8 +21,13 @@ def sample_pairs(pairs: list, n: int | None, seed: int) -> list:
     return [pairs[i] for i in keep]
 
 
-def training_pairs(train_dir: Path, files: list[str], per_file: int | None, extra: list[str], seed: int) -> list[tuple[str, str]]:
-    """Every requested training file (sampled per file), then the user's own pair files."""
+def training_pairs(train_dir: Path, files: list[str], per_file: int | None, extra: list[str], seed: int,
+                   long_per_file: int = 0, long_chars: int = 300) -> list[tuple[str, str]]:
+    """Every requested training file (sampled per file), then the user's own pair files.
+
+    `long_per_file` adds a second seeded sample per file, drawn only from pairs whose English side
+    has `long_chars` characters or more: a random sample is mostly short sentences, so without it
+    nothing holds paragraphs (what an index's chunks are) where the starting model had them."""
     train_dir = Path(train_dir)
     if not train_dir.is_dir():
         raise InputError(f"{train_dir}: no such folder — set data.train_dir to a folder of english<TAB>chinese TSV files")
@@ -31,7 +36,12 @@ def training_pairs(train_dir: Path, files: list[str], per_file: int | None, extr
         raise InputError(f"{train_dir}: no *.tsv files")
     pairs = []
     for i, path in enumerate(paths):
-        pairs += sample_pairs(read_pairs(path), per_file, seed + i)
+        every = read_pairs(path)
+        sample = sample_pairs(every, per_file, seed + i)
+        pairs += sample
+        if long_per_file:
+            taken = set(sample)
+            pairs += sample_pairs([p for p in every if len(p[0]) >= long_chars and p not in taken], long_per_file, seed + i)
     for path in extra:
         pairs += read_any_pairs(Path(path))
     return pairs

@@ -73,7 +73,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
 
     # --- data -------------------------------------------------------------------------------
     train_dir = Path(cfg.data.train_dir) if cfg.data.train_dir else default_train_dir()
-    pairs = training_pairs(train_dir, cfg.data.files, cfg.data.pairs_per_file, cfg.data.extra_pairs, cfg.seed)
+    pairs = training_pairs(train_dir, cfg.data.files, cfg.data.pairs_per_file, cfg.data.extra_pairs, cfg.seed,
+                           cfg.data.long_pairs_per_file, cfg.data.long_pair_chars)
     if len(pairs) < cfg.optim.batch_size:
         raise InputError(f"{train_dir}: {len(pairs)} training pairs, fewer than one batch of {cfg.optim.batch_size}")
     kinds = ["query" if i % 2 == 0 else "passage" for i in range(len(pairs))]  # both e5 modes get trained
