@@ -203,6 +203,24 @@ def test_section_retrieval_groups_pairs_by_direction_and_ranks_within_the_target
     assert out["en→zh"]["r1"] == 0.5 and out["zh→en"] == {"queries": 1, "passages": 1, "r1": 1.0, "mrr10": 1.0}
 
 
+def test_cloze_cuts_one_sentence_per_paragraph_the_same_one_in_both_languages_when_they_align():
+    from benchmarks import cloze_retrieval as cr
+
+    long_en = "First sentence of the paragraph is here. Second sentence follows it closely. " * 3
+    long_zh = "这是第一句话呢。这是第二句话呢。这是第三句话呢。这是第四句话呢。这是第五句话呢。这是第六句话呢。"
+    pairs = [(long_en, long_zh), ("Too short. For a paragraph.", "太短。"), (long_en.replace(". ", "; "), long_zh)]
+    items = cr.cloze_items(pairs, seed=0)
+    assert len(items) == 1, "short pairs and one-sentence English sides are left out"
+    item = items[0]
+    assert item["aligned"] and len(cr.sentences(long_en, "en")) == 6 == len(cr.sentences(long_zh, "zh"))
+    cut = cr.sentences(long_zh, "zh").index(item["zh"][0])
+    assert item["en"][0] == cr.sentences(long_en, "en")[cut] and item["zh"][0] not in item["zh"][1]
+    assert cr.cloze_items(pairs, seed=0) == items, "seeded"
+    texts = {t: [1.0, 0.0] for it in items for lang in ("en", "zh") for t in it[lang]}
+    out = cr.cloze(_Lookup(texts), items)
+    assert out["paragraphs"] == 1 and out["same_en"]["r1"] == out["cross_zh_en"]["r1"] == 1.0
+
+
 @pytest.mark.slow
 def test_indexing_on_a_synthetic_corpus_by_size_with_a_partial_baseline(bench_env, tiny_model_dir):
     """--megabytes picks the passage count; --baseline-limit compares rates over the baseline's own texts."""
