@@ -159,3 +159,6 @@ class SearchConfig:
     # full-text bm25 of all the query's words, reordering only the query-language documents among
     # themselves (search.same_language); 0: off
     same_language_weight: float = 1.0
+    # ...over the query's this many rarest words (fewest chunks hold them; 0: all): bm25's cost
+    # follows the postings it scores, and a word many chunks hold tells them apart least
+    same_language_words: int = 4

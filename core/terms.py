@@ -15,6 +15,7 @@ words do, and measured on dev data they cost cross-lingual hits dearly
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from .chinese_words import cut_for_search
 
@@ -62,9 +63,25 @@ COMMON_WORDS = frozenset(
 )
 
 
-def fts_query(text: str, exact_only: bool = False, drop_common: bool = False) -> str | None:
-    """An FTS5 MATCH expression: any of the query's terms, each quoted (so no syntax leaks)."""
+def query_terms(text: str, exact_only: bool = False, drop_common: bool = False) -> list[str]:
+    """The query's distinct terms, in order (only its exact ones with `exact_only`)."""
     unique = list(dict.fromkeys(exact_terms(text) if exact_only else terms(text)))
-    if drop_common:
-        unique = [t for t in unique if t not in COMMON_WORDS]
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique) or None
+    return [t for t in unique if t not in COMMON_WORDS] if drop_common else unique
+
+
+def fts_match(words: Iterable[str]) -> str | None:
+    """An FTS5 MATCH expression: any of these terms, each quoted (so no syntax leaks)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in words) or None
+
+
+def fts_query(text: str, exact_only: bool = False, drop_common: bool = False) -> str | None:
+    return fts_match(query_terms(text, exact_only, drop_common))
+
+
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+def fts_tokens(term: str) -> list[str]:
+    """The tokens FTS5's default tokenizer (unicode61) stores for one of our terms: `apt-get` is
+    the phrase `apt` `get`. (Our Latin terms are ASCII, so its diacritic folding never applies.)"""
+    return [t for t in _SEPARATORS.split(term) if t]

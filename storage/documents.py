@@ -243,6 +243,19 @@ class DocumentStore:
         return [(int(r[0]), float(r[1])) for r in rows]
 
     @storage_errors
+    def term_chunk_counts(self, terms: list[str]) -> dict[str, int]:
+        """Term → how many chunks hold it (FTS5's own count; a term in none is left out).
+
+        Read through a temporary `fts5vocab` table, which writes nothing to the index; it is
+        declared on each call because a snapshot's rollback also drops what it made.
+        """
+        if not terms:
+            return {}
+        self.db.execute("create virtual table if not exists temp.chunks_fts_terms using fts5vocab(main, chunks_fts, row)")
+        rows = self.db.execute(f"select term, doc from temp.chunks_fts_terms where term in ({','.join('?' * len(terms))})", terms)
+        return {str(term): int(count) for term, count in rows}
+
+    @storage_errors
     def chunk_rows(self, chunk_ids: list[int], text: bool = True) -> dict[int, dict]:
         """Chunk id → its text, offsets, language and document/file fields (missing ids skipped).
 

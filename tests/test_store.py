@@ -199,3 +199,19 @@ def test_opening_the_storage_layer_leaves_pandas_unimported_and_importable():
             "print(json.dumps([before, pandas.__name__]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
     assert json.loads(out.stdout) == [False, "pandas"]
+
+
+def test_term_chunk_counts_are_fts5s_own_and_write_nothing(db):
+    """What search uses to leave out the words most chunks hold (search.searcher._same_language_match)."""
+    chunks = [ChunkRecord(0, 1, "en", 1, unit(i), terms=t) for i, t in enumerate(["apt get", "apt", "文件 apt", "get"])]
+    doc = DocumentRecord("", "t", "x", "en", chunks)
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([FileRecord("/a", "sha", 1, 0.0, "text", [doc])])
+        store.sync_vectors()
+    with Store.open(db) as store:
+        with store.documents.snapshot():  # inside a read transaction, as a search reads
+            assert store.documents.term_chunk_counts(["apt", "get", "文件", "absent"]) == {"apt": 3, "get": 2, "文件": 1}
+        assert store.documents.term_chunk_counts(["apt"]) == {"apt": 3}  # again, after the snapshot's rollback
+        assert store.documents.term_chunk_counts([]) == {}
+        names = [r[0] for r in store.documents.db.execute("select name from sqlite_master")]
+    assert not any("chunks_fts_terms" in n for n in names)

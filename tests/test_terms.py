@@ -49,3 +49,18 @@ def test_full_text_queries_leave_out_words_every_page_holds():
     assert fts_query("how to list the files in a directory", drop_common=True) == '"list" OR "files" OR "directory"'
     assert fts_query("如何列出目录中的文件", drop_common=True) == fts_query("列出目录文件", drop_common=True)
     assert fts_query("the of", drop_common=True) is None
+
+
+def test_fts_tokens_are_what_sqlites_tokenizer_stores():
+    import sqlite3
+
+    from core.terms import fts_text, fts_tokens
+
+    text = "apt-get os.path my_var 配置文件 GPU2 x86_64"
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create virtual table t using fts5(terms)")
+    conn.execute("create virtual table v using fts5vocab(t, row)")
+    conn.execute("insert into t values (?)", (fts_text(text),))
+    stored = {r[0] for r in conn.execute("select term from v")}
+    assert stored == {tok for term in terms(text) for tok in fts_tokens(term)}
+    assert fts_tokens("apt-get") == ["apt", "get"]
