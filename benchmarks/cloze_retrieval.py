@@ -11,6 +11,14 @@ Paragraphs: every dev pair of the sources below whose English side has ≥ 200 c
 or more sentences in both languages (news and medical text are out of the training domains).
 
     python benchmarks/cloze_retrieval.py --model default --json
+    python benchmarks/cloze_retrieval.py --search [--words 0,4] --json
+
+`--search` asks the whole search pipeline instead of raw embeddings: every cut paragraph, in both
+languages, is a file of one mixed index (built once under --work), each cut sentence a query
+(hybrid, balanced, k=10), and we read where its own paragraph ranks (`own`, same language) and
+its translation (`twin`, aligned paragraphs only) — long queries, where the same-language
+reorder's choice of words (`SearchConfig.same_language_words`, one run per `--words` value)
+matters most.
 """
 
 from __future__ import annotations
@@ -77,16 +85,62 @@ def cloze(encoder, items: list[dict]) -> dict:
     return out
 
 
+def search_cloze(items: list[dict], model: str | None, work: Path, word_counts: list[int]) -> list[dict]:
+    from core.config import IndexConfig, SearchConfig
+    from xlsearch import Index
+
+    folder = work / "paragraphs"
+    if not folder.exists():
+        tmp = work / "paragraphs.tmp"
+        for lang in ("en", "zh"):
+            (tmp / lang).mkdir(parents=True, exist_ok=True)
+            for i, it in enumerate(items):
+                (tmp / lang / f"p{i:04d}.txt").write_text(it[lang][1] + "\n", encoding="utf-8")
+        tmp.rename(folder)
+    db = work / f"index-{model or 'default'}".replace("/", "_")
+    with Index(db, model, create=True) as index:
+        index.add([folder], IndexConfig())
+    runs = []
+    for words in word_counts:
+        with Index(db, model, search_config=SearchConfig(same_language_words=words)) as index:
+            run: dict = {"same_language_words": words}
+            for lang in ("en", "zh"):
+                other = "zh" if lang == "en" else "en"
+                own, twin = [], []
+                for i, it in enumerate(items):
+                    hits = index.search(it[lang][0], k=10)
+                    own.append(next((h.rank for h in hits if h.path.endswith(f"/{lang}/p{i:04d}.txt")), None))
+                    if it["aligned"]:
+                        twin.append(next((h.rank for h in hits if h.path.endswith(f"/{other}/p{i:04d}.txt")), None))
+                run[lang] = {"queries": len(own), "own@1": sum(r == 1 for r in own) / len(own),
+                             "own_mrr": sum(1 / r for r in own if r) / len(own),
+                             "twin@10": sum(r is not None for r in twin) / len(twin), "twin_mrr": sum(1 / r for r in twin if r) / len(twin)}
+            runs.append(run)
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="a model name or folder (default: the shipped default)")
     ap.add_argument("--dev-dir", type=Path, default=None, help="folder of dev TSVs (default: shared/data/parallel/dev)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--search", action="store_true", help="through the search pipeline (see above), not raw embeddings")
+    ap.add_argument("--words", default="4", help="with --search: comma-separated SearchConfig.same_language_words values")
+    ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "cloze", help="with --search: where the index is built")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dev_dir = args.dev_dir or default_dev_dir()
     pairs = [p for name in SOURCES for p in read_pairs(dev_dir / f"{name}.tsv")]
     items = cloze_items(pairs, args.seed)
+    if args.search:
+        runs = search_cloze(items, args.model, args.work / f"seed{args.seed}", [int(n) for n in args.words.split(",")])
+        result = {"model": args.model or "default", "sources": list(SOURCES), "paragraphs": len(items), "runs": runs}
+        if args.json:
+            print(json.dumps(result, indent=1))
+        for run in runs if not args.json else []:
+            print(f"words {run['same_language_words']} | " + " | ".join(
+                f"{lang}-q own@1 {run[lang]['own@1']:.3f} mrr {run[lang]['own_mrr']:.3f} twin@10 {run[lang]['twin@10']:.3f}" for lang in ("en", "zh")))
+        return
     encoder = load_encoder(args.model)
     result = {"model": args.model or "default", "folder": encoder.name, "sources": list(SOURCES), **cloze(encoder, items)}
     if args.json:

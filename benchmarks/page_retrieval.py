@@ -20,7 +20,8 @@ Collections (Debian packages, installed with apt):
   sections 1, 5 and 8 present in manpages-zh and in English on this machine, rendered by man(1).
 
 Each head-token setting is its own index (built once under --work and reused); each weight is
-`SearchConfig.same_language_weight` on that index.
+`SearchConfig.same_language_weight` on that index, and each `--words` count
+`SearchConfig.same_language_words` (how many of the query's rarest words that reorder scores).
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="default: the shipped default model")
     ap.add_argument("--head-tokens", default="0,64", help="comma-separated ChunkConfig.head_tokens values, one index each")
     ap.add_argument("--weights", default="0,1", help="comma-separated SearchConfig.same_language_weight values")
+    ap.add_argument("--words", default=str(SearchConfig.same_language_words),
+                    help="comma-separated SearchConfig.same_language_words values (0: every word)")
     ap.add_argument("--dense", action="store_true", help="also report dense-only search")
     ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "pages")
     ap.add_argument("--json", action="store_true")
@@ -178,14 +181,16 @@ def main() -> None:
             summary = index.add([folder], IndexConfig(chunk=ChunkConfig(head_tokens=head)))
             chunks = index.info()["chunks"]
         seconds = time.perf_counter() - started
-        modes = [("hybrid", float(w)) for w in args.weights.split(",")] + ([("dense", 0.0)] if args.dense else [])
-        for mode, weight in modes:
-            with Index(db, args.model, search_config=SearchConfig(same_language_weight=weight)) as index:
-                run = {"head_tokens": head, "mode": mode, "same_language_weight": weight, "chunks": chunks,
+        counts = [int(n) for n in args.words.split(",")]
+        modes = [("hybrid", float(w), n) for w in args.weights.split(",") for n in counts] + ([("dense", 0.0, 0)] if args.dense else [])
+        for mode, weight, words in modes:
+            config = SearchConfig(same_language_weight=weight, same_language_words=words)
+            with Index(db, args.model, search_config=config) as index:
+                run = {"head_tokens": head, "mode": mode, "same_language_weight": weight, "same_language_words": words, "chunks": chunks,
                        "index_seconds": round(seconds, 1) if summary.added + summary.updated else None, **measure(index, queries, mode)}
             results["runs"].append(run)
             if not args.json:
-                print(f"head {head:3d} {mode:6s} w={weight:<4g} chunks {chunks:6d} | " + " | ".join(
+                print(f"head {head:3d} {mode:6s} w={weight:<4g} words {words:<2d} chunks {chunks:6d} | " + " | ".join(
                     f"{lang}-q own@1 {run[lang]['own@1']:.3f} own@10 {run[lang]['own@10']:.3f} twin@10 {run[lang]['twin@10']:.3f} "
                     f"twin mrr {run[lang]['twin_mrr']:.3f}" for lang in ("en", "zh")), flush=True)
     if args.json:

@@ -1,6 +1,7 @@
 """Where a search's time goes, in process: encode, FAISS, SQLite, lexical, calibration, snippets.
 
-    python benchmarks/search_profile.py [--size 100000] [--model base] [--runtime auto] [--precision auto] [--batch 1] [--queries 400] [--json]
+    python benchmarks/search_profile.py [--size 100000] [--model base] [--runtime auto] [--precision auto] [--batch 1] [--queries 400]
+                                        [--same-language-words 0 4] [--json]
 
 Runs dev queries (benchmarks/common.py: dev_queries, none a text of the collection) through
 `search.searcher.search_batch` on the cached benchmark collection, `--batch` queries per call
@@ -10,8 +11,9 @@ left is ranking and Python glue ("other"). Reported per query: mean ms per stage
 
 Stages: encode (query vectors: `Encoder.encode_queries`), faiss (`VectorStore.search`), sqlite
 (`DocumentStore.chunk_rows`: the candidates' rows), lexical (`DocumentStore.search_terms`: FTS5
-bm25), calibration (`search.calibration.language_calibration`), snippets (`searcher._hits`:
-snippet windows plus the sentence embeddings of semantic snippets).
+bm25, and `term_chunk_counts`: which words it scores, `SearchConfig.same_language_words`),
+calibration (`search.calibration.language_calibration`), snippets (`searcher._hits`: snippet
+windows plus the sentence embeddings of semantic snippets).
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ from benchmarks.common import (  # noqa: E402
 STAGES = ("encode", "faiss", "sqlite", "lexical", "calibration", "snippets")
 
 
-def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warmup: list[str], batch: int, precision: str = "auto") -> dict:
+def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warmup: list[str], batch: int, precision: str = "auto",
+            same_language_words: int | None = None) -> dict:
     import search.calibration as calibration
     import search.searcher as searcher
+    from core.config import SearchConfig
     from search.searcher import SearchRequest, search_batch
     from xlsearch import Index
 
@@ -64,15 +68,17 @@ def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warm
     timed(store.vectors, "search", "faiss")
     timed(store.documents, "chunk_rows", "sqlite")
     timed(store.documents, "search_terms", "lexical")
+    timed(store.documents, "term_chunk_counts", "lexical")
+    config = SearchConfig() if same_language_words is None else SearchConfig(same_language_words=same_language_words)
     timed(searcher, "_hits", "snippets")
     timed(searcher, "_dense_scores", "calibration")
     del calibration
     for q in warmup:
-        search_batch(store, encoder, [SearchRequest(q)])
+        search_batch(store, encoder, [SearchRequest(q)], config)
     spent.clear()
     started = time.perf_counter()
     for b in range(0, len(queries), batch):
-        search_batch(store, encoder, [SearchRequest(q) for q in queries[b : b + batch]])
+        search_batch(store, encoder, [SearchRequest(q) for q in queries[b : b + batch]], config)
     wall = time.perf_counter() - started
     n = len(queries)
     stages = {s: round(1000 * spent[s] / n, 2) for s in STAGES}
@@ -80,7 +86,8 @@ def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warm
     index.close()
     return {"batch": batch, "queries": n, "ms_per_query": round(1000 * wall / n, 2), "stages_ms": stages,
             "shares": {s: round(v / (1000 * wall / n), 3) for s, v in stages.items()},
-            "runtime": encoder.runtime, "precision": encoder.precision, "model": encoder.name}
+            "runtime": encoder.runtime, "precision": encoder.precision, "model": encoder.name,
+            "same_language_words": config.same_language_words}
 
 
 def main() -> None:
@@ -91,16 +98,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--search-model", default=None, help="search with this model instead of the collection's (same vectors needed)")
+    ap.add_argument("--same-language-words", type=int, nargs="+", default=[None],
+                    help="SearchConfig.same_language_words values (0: every word), each its own run (default: the shipped one)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     db, _, model = collection_from_args(args)
     picked = [q["text"] for q in dev_queries(args.queries + 16, 1, load_tokenizer(model), collection_texts_in(db))]
-    runs = [profile(db, args.search_model, args.runtime, picked[16:], picked[:16], b, args.precision) for b in args.batch]
+    runs = [profile(db, args.search_model, args.runtime, picked[16:], picked[:16], b, args.precision, words)
+            for b in args.batch for words in args.same_language_words]
     report = {"benchmark": "search_profile", **stamp(), "db": str(db), "runs": runs, "machine": machine_info()}
-    lines = [f"{'batch':>5} {'ms/query':>9} " + " ".join(f"{s:>11}" for s in (*STAGES, "other"))]
+    lines = [f"{'batch':>5} {'words':>5} {'ms/query':>9} " + " ".join(f"{s:>11}" for s in (*STAGES, "other"))]
     for r in runs:
-        lines.append(f"{r['batch']:>5} {r['ms_per_query']:>9} " + " ".join(f"{r['stages_ms'][s]:>11}" for s in (*STAGES, "other")))
+        stages = " ".join(f"{r['stages_ms'][s]:>11}" for s in (*STAGES, "other"))
+        lines.append(f"{r['batch']:>5} {r['same_language_words']:>5} {r['ms_per_query']:>9} {stages}")
     out = args.out or Path(__file__).parent / "results" / f"search-profile-{args.size}-{args.runtime}.json"
     write_result(report, out, args.json, "\n".join(lines))
 
