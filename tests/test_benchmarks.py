@@ -221,6 +221,22 @@ def test_cloze_cuts_one_sentence_per_paragraph_the_same_one_in_both_languages_wh
     assert out["paragraphs"] == 1 and out["same_en"]["r1"] == out["cross_zh_en"]["r1"] == 1.0
 
 
+def test_cloze_through_search_ranks_own_paragraph_and_twin_per_word_count(tmp_path, tiny_model_dir):
+    """benchmarks/cloze_retrieval.py --search: one file per paragraph and language, one run per
+    `same_language_words` value (tiny model, so only the bookkeeping is checked)."""
+    from benchmarks import cloze_retrieval as cr
+
+    items = [{"aligned": i != 2, "en": (" ".join(EN[i * 4 : i * 4 + 2]), " ".join(EN[i * 4 : i * 4 + 4])),
+              "zh": (ZH[i * 4], " ".join(ZH[i * 4 : i * 4 + 4]))} for i in range(3)]
+    runs = cr.search_cloze(items, str(tiny_model_dir), tmp_path, [0, 4])
+    assert sorted(p.relative_to(tmp_path / "paragraphs").as_posix() for p in (tmp_path / "paragraphs").rglob("*.txt")) == [
+        f"{lang}/p{i:04d}.txt" for lang in ("en", "zh") for i in range(3)]
+    assert [r["same_language_words"] for r in runs] == [0, 4]
+    for run in runs:
+        assert run["en"]["queries"] == run["zh"]["queries"] == 3
+        # the English query's words stand in its own paragraph: a hybrid search finds it in the top 10
+        assert run["en"]["own_mrr"] > 0 and all(0 <= run[lang][k] <= 1 for lang in ("en", "zh") for k in ("own@1", "twin@10"))
+
 @pytest.mark.slow
 def test_indexing_on_a_synthetic_corpus_by_size_with_a_partial_baseline(bench_env, tiny_model_dir):
     """--megabytes picks the passage count; --baseline-limit compares rates over the baseline's own texts."""
