@@ -75,6 +75,7 @@ def fts_match(words: Iterable[str]) -> str | None:
 
 
 def fts_query(text: str, exact_only: bool = False, drop_common: bool = False) -> str | None:
+    """An FTS5 MATCH expression for the query's terms (`query_terms`, `fts_match`)."""
     return fts_match(query_terms(text, exact_only, drop_common))
 
 

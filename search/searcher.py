@@ -235,7 +235,7 @@ def _rank(store: Store, request: SearchRequest, qvec, candidates: list[tuple[int
     balance = request.balance and lang == "any" and qvec is not None
     fetch = _first_fetch(request, total)
     match = fts_query(query, exact_only=mode == "hybrid") if mode != "dense" else None
-    # hybrid: all the query's words, too, to reorder the query-language pages (search.same_language)
+    # hybrid: the query's rarest words, too, to reorder the query-language pages (search.same_language)
     words = _same_language_match(store, query, config) if mode == "hybrid" and config.same_language_weight > 0 else None
     query_lang = detect_language(query)
     # In hybrid, lexical weighs as much as the query is made of exact terms: all of an

@@ -237,6 +237,7 @@ def test_cloze_through_search_ranks_own_paragraph_and_twin_per_word_count(tmp_pa
         # the English query's words stand in its own paragraph: a hybrid search finds it in the top 10
         assert run["en"]["own_mrr"] > 0 and all(0 <= run[lang][k] <= 1 for lang in ("en", "zh") for k in ("own@1", "twin@10"))
 
+
 @pytest.mark.slow
 def test_indexing_on_a_synthetic_corpus_by_size_with_a_partial_baseline(bench_env, tiny_model_dir):
     """--megabytes picks the passage count; --baseline-limit compares rates over the baseline's own texts."""
