@@ -112,9 +112,9 @@ def search_cloze(items: list[dict], model: str | None, work: Path, word_counts: 
                     own.append(next((h.rank for h in hits if h.path.endswith(f"/{lang}/p{i:04d}.txt")), None))
                     if it["aligned"]:
                         twin.append(next((h.rank for h in hits if h.path.endswith(f"/{other}/p{i:04d}.txt")), None))
-                run[lang] = {"queries": len(own), "own@1": sum(r == 1 for r in own) / len(own),
-                             "own_mrr": sum(1 / r for r in own if r) / len(own),
-                             "twin@10": sum(r is not None for r in twin) / len(twin), "twin_mrr": sum(1 / r for r in twin if r) / len(twin)}
+                n, m = max(1, len(own)), max(1, len(twin))
+                run[lang] = {"queries": len(own), "own@1": sum(r == 1 for r in own) / n, "own_mrr": sum(1 / r for r in own if r) / n,
+                             "twin@10": sum(r is not None for r in twin) / m, "twin_mrr": sum(1 / r for r in twin if r) / m}
             runs.append(run)
     return runs
 
