@@ -86,6 +86,7 @@ def cloze(encoder, items: list[dict]) -> dict:
 
 
 def search_cloze(items: list[dict], model: str | None, work: Path, word_counts: list[int]) -> list[dict]:
+    from benchmarks.page_retrieval import rank_of
     from core.config import IndexConfig, SearchConfig
     from xlsearch import Index
 
@@ -109,9 +110,9 @@ def search_cloze(items: list[dict], model: str | None, work: Path, word_counts: 
                 own, twin = [], []
                 for i, it in enumerate(items):
                     hits = index.search(it[lang][0], k=10)
-                    own.append(next((h.rank for h in hits if h.path.endswith(f"/{lang}/p{i:04d}.txt")), None))
+                    own.append(rank_of(hits, f"/{lang}/p{i:04d}.txt"))
                     if it["aligned"]:
-                        twin.append(next((h.rank for h in hits if h.path.endswith(f"/{other}/p{i:04d}.txt")), None))
+                        twin.append(rank_of(hits, f"/{other}/p{i:04d}.txt"))
                 n, m = max(1, len(own)), max(1, len(twin))
                 run[lang] = {"queries": len(own), "own@1": sum(r == 1 for r in own) / n, "own_mrr": sum(1 / r for r in own if r) / n,
                              "twin@10": sum(r is not None for r in twin) / m, "twin_mrr": sum(1 / r for r in twin if r) / m}

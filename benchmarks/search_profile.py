@@ -69,10 +69,10 @@ def profile(db: Path, model: Path | None, runtime: str, queries: list[str], warm
     timed(store.documents, "chunk_rows", "sqlite")
     timed(store.documents, "search_terms", "lexical")
     timed(store.documents, "term_chunk_counts", "lexical")
-    config = SearchConfig() if same_language_words is None else SearchConfig(same_language_words=same_language_words)
     timed(searcher, "_hits", "snippets")
     timed(searcher, "_dense_scores", "calibration")
     del calibration
+    config = SearchConfig() if same_language_words is None else SearchConfig(same_language_words=same_language_words)
     for q in warmup:
         search_batch(store, encoder, [SearchRequest(q)], config)
     spent.clear()
