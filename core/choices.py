@@ -7,7 +7,7 @@ drift between the command line and the HTTP API.
 
 from __future__ import annotations
 
-INDEX_TYPES = ("flat", "ivf", "hnsw")  # FAISS index kinds (storage.faiss_files)
+INDEX_TYPES = ("flat", "flat16", "ivf", "hnsw")  # FAISS index kinds (storage.faiss_files)
 LANG_FILTERS = ("any", "en", "zh", "other")  # --lang / ?lang=
 LANGS = ("en", "zh", "other")  # what core.language.detect_language returns
 MODES = ("dense", "lexical", "hybrid")  # --mode / ?mode=

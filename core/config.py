@@ -133,7 +133,7 @@ class IndexConfig:
     """The knobs of an index run (`xlsearch index` options, `Index.add(config=...)`)."""
 
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
-    index_type: str | None = None  # flat | ivf | hnsw; None: the index's own ("flat" for a new one)
+    index_type: str | None = None  # flat | flat16 | ivf | hnsw; None: the index's own ("flat" for a new one)
     vector_store: str | None = None  # faiss | milvus-lite | milvus://HOST:PORT[/COLLECTION]; None: the index's own
     batch_size: int = 32
     text_field: str = "text"

@@ -25,8 +25,11 @@ _MIN_POINTS_PER_LIST = 39  # below this, FAISS's k-means warns and IVF recall su
 def build_index(kind: str, ids: np.ndarray, vectors: np.ndarray, dim: int):
     """A fresh FAISS index of `kind` holding `vectors` under `ids`.
 
-    flat: exact, the default (fast enough to ~1M chunks on a CPU). ivf: inverted lists, trained
-    on the vectors themselves; nprobe is set for recall close to flat. hnsw: graph, no training.
+    flat: exact, the default (fast enough to ~1M chunks on a CPU). flat16: the same scan over
+    vectors stored as 16-bit floats (IndexScalarQuantizer QT_fp16): half the memory and half the
+    bytes a query reads, which is what a one-query scan waits on; a cosine moves by ~1e-4, so an
+    order can change only between near ties. ivf: inverted lists, trained on the vectors
+    themselves; nprobe is set for recall close to flat. hnsw: graph, no training.
     Search settings from benchmarks/ann.py on 100k real e5 vectors (which crowd together, so ANN
     needs to look wider than on random data): IVF nprobe nlist/8 reached recall@10 0.94, nlist/3
     0.994 at a third of flat's latency; HNSW efSearch 128 reached 0.90, 512 0.977.
@@ -56,6 +59,8 @@ def build_index(kind: str, ids: np.ndarray, vectors: np.ndarray, dim: int):
         inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = 80
         inner.hnsw.efSearch = 512
+    elif kind == "flat16":
+        inner = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     else:
         inner = faiss.IndexFlatIP(dim)
     index = faiss.IndexIDMap2(inner)
@@ -100,7 +105,7 @@ def load_index(path: Path):
 
 
 def index_ids(index) -> np.ndarray:
-    """The ids an index holds (IDMap-wrapped flat/HNSW, or IVF), as int64."""
+    """The ids an index holds (IDMap-wrapped flat/flat16/HNSW, or IVF), as int64."""
     import faiss
 
     if hasattr(index, "id_map"):
@@ -113,13 +118,15 @@ def index_ids(index) -> np.ndarray:
 
 
 def to_gpu(index):
-    """Move to the GPU when FAISS sees one (faiss-gpu installed); HNSW stays on the CPU."""
+    """Move to the GPU when FAISS sees one (faiss-gpu installed). HNSW stays on the CPU (FAISS's
+    GPU cloner does not take it), and so does flat16: it exists to halve a CPU scan's memory
+    traffic, which a GPU does not need; on a GPU use flat."""
     import faiss
 
     if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
         return index
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
-    if isinstance(inner, faiss.IndexHNSW):
+    if isinstance(inner, (faiss.IndexHNSW, faiss.IndexScalarQuantizer)):
         return index
     try:
         res = faiss.StandardGpuResources()

@@ -31,7 +31,7 @@ def faiss_name(generation: int) -> str:
 
 
 class FaissVectorStore:
-    """A `VectorStore` over FAISS files (flat, IVF or HNSW: the index's `index_type`)."""
+    """A `VectorStore` over FAISS files (flat, flat16, IVF or HNSW: the index's `index_type`)."""
 
     kind = "faiss"
 
@@ -148,9 +148,9 @@ class FaissVectorStore:
         """For the writer: the newest flat FAISS file brought up to date by a diff of ids, or None.
 
         Adding one file to a large collection then costs reading its vectors, not all of them.
-        Only for flat indexes: IVF should be retrained as data changes, HNSW cannot delete.
+        Only for flat and flat16 indexes: IVF should be retrained as data changes, HNSW cannot delete.
         """
-        if self.documents.meta("index_type") != "flat":
+        if self.documents.meta("index_type") not in ("flat", "flat16"):
             return None
         return self._caught_up()
 

@@ -84,11 +84,14 @@ class Store:
         try:
             fresh = not exists(db_dir)  # again, now that no one else can create it
             if fresh:
+                _check_index_type(index_type or "flat", target.spec if target else "faiss")
                 create_database(db_dir, identity, index_type or "flat", target.spec if target else "faiss")
             documents = DocumentStore.open(db_dir, writable=True, precision=precision)
             store = cls(documents, vector_store(documents), lock_fd)
             if not fresh:
                 documents.check_model(identity)
+                _check_index_type(index_type or documents.meta("index_type") or "flat",
+                                  (target.spec if target else "faiss") if vectors else documents.meta("vector_store") or "faiss")
                 if vectors and not same_vector_store(store.vectors.kind, vectors):
                     store.vectors.reset()  # the new store is filled from SQLite by the run's sync
                     documents.set_meta(vector_store=target.spec if target else "faiss")
@@ -180,3 +183,9 @@ def same_vector_store(recorded: str, requested: str) -> bool:
 def exists(db_dir: Path) -> bool:
     """Whether `db_dir` holds an index (its database file)."""
     return (Path(db_dir) / SQLITE_NAME).exists()
+
+
+def _check_index_type(index_type: str, vector_store_spec: str) -> None:
+    """flat16 is a FAISS file format: Milvus would keep 32-bit vectors under its name."""
+    if index_type == "flat16" and vector_store_spec != "faiss":
+        raise InputError("--index-type flat16 is for FAISS (--vector-store faiss); with Milvus choose flat, ivf or hnsw")

@@ -59,6 +59,23 @@ def test_index_search_info_round_trip(run, docs, tmp_path, tiny_model_dir):
     assert "documents  3 (2 en, 1 zh)" in r.stdout
 
 
+def test_index_type_is_chosen_switched_and_shown(run, docs, tmp_path, tiny_model_dir):
+    db = tmp_path / "idx"
+    assert run("index", docs, "--db", db, "--model", tiny_model_dir, "--index-type", "flat16").exit_code == 0
+    info = json.loads(run("info", "--db", db, "--json").stdout)
+    assert info["index_type"] == "flat16" and info["vectors_in_sync"]
+    def top(query):
+        return json.loads(run("search", query, "--db", db, "--json", "-k", "1").stdout)["hits"][0]
+
+    before = top("快速的棕色狐狸跳过了懒狗。")
+    assert before["path"].endswith("zh.md")
+    assert run("index", docs, "--db", db, "--index-type", "flat").exit_code == 0  # a switch rebuilds the file
+    info = json.loads(run("info", "--db", db, "--json").stdout)
+    assert info["index_type"] == "flat" and info["vectors_in_sync"]
+    after = top("快速的棕色狐狸跳过了懒狗。")
+    assert after["path"] == before["path"] and after["score"] == pytest.approx(before["score"], abs=2e-3)
+
+
 def test_embed_reads_json_lines_and_keeps_order(run, tiny_model_dir, tiny_encoder):
     lines = '{"text": "the lazy dog", "kind": "query"}\n\n{"text": "快速的狐狸"}\n{"text": "the lazy dog"}\n'
     r = run("embed", "--model", tiny_model_dir, input=lines)

@@ -146,7 +146,7 @@ def test_non_index_directory_is_refused(tmp_path):
         Store.open_for_writing(tmp_path, identity())
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "flat16", "hnsw", "ivf"])
 def test_index_types_agree_with_exact_search(db, kind):
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(1500, DIM)).astype(np.float32)
@@ -164,8 +164,9 @@ def test_index_types_agree_with_exact_search(db, kind):
         assert rows[top[0]]["path"] == "/f7"
 
 
-def test_flat_vectors_are_updated_by_diff_not_rebuilt(db, monkeypatch):
-    with Store.open_for_writing(db, identity()) as store:
+@pytest.mark.parametrize("kind", ["flat", "flat16"])
+def test_flat_vectors_are_updated_by_diff_not_rebuilt(db, monkeypatch, kind):
+    with Store.open_for_writing(db, identity(), kind) as store:
         store.write_files([record("/a", 1), record("/b", 2)])
         store.sync_vectors()
         monkeypatch.setattr(store.vectors, "_build_from_sqlite", lambda: pytest.fail("full rebuild"))
@@ -175,7 +176,42 @@ def test_flat_vectors_are_updated_by_diff_not_rebuilt(db, monkeypatch):
         ids = sorted(r[0] for r in store.documents.db.execute("select id from chunks"))
         assert sorted(faiss.vector_to_array(index.id_map)) == ids and index.ntotal == 3
         top = store.vectors.search(unit(301)[None, :], 1)[0]
-        assert store.documents.chunk_rows([top[0][0]])[top[0][0]]["path"] == "/b" and top[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert store.documents.chunk_rows([top[0][0]])[top[0][0]]["path"] == "/b" and top[0][1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_flat16_holds_half_the_bytes_and_scores_within_fp16_rounding(tmp_path):
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(300, DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    files = [
+        FileRecord(f"/f{i}", f"s{i}", 1, 0.0, "text", [DocumentRecord("", "t", "x" * 10, "en", [ChunkRecord(0, 5, "en", 2, vecs[i])])])
+        for i in range(len(vecs))
+    ]
+    found, size = {}, {}
+    for kind in ("flat", "flat16"):
+        with Store.open_for_writing(tmp_path / kind, identity(), kind) as store:
+            store.write_files(files)
+            store.sync_vectors()
+            found[kind] = store.vectors.search(vecs[:20], 10)
+            size[kind] = sum(p.stat().st_size for p in (tmp_path / kind).glob("vectors-*.faiss"))
+    assert size["flat16"] - 300 * DIM * 2 == pytest.approx(size["flat"] - 300 * DIM * 4, abs=256)  # same ids and header
+    for exact, half in zip(found["flat"], found["flat16"]):
+        exact, half = dict(exact), dict(half)
+        assert len(set(exact) & set(half)) >= 9  # only a near tie at the cut can swap
+        assert all(half[c] == pytest.approx(exact[c], abs=2e-3) for c in set(exact) & set(half))
+
+
+def test_flat16_is_refused_for_milvus_before_anything_changes(db):
+    pytest.importorskip("milvus_lite")
+    with Store.open_for_writing(db, identity()) as store:
+        store.write_files([record("/a", 1)])
+    with pytest.raises(InputError, match="flat16 is for FAISS"):
+        Store.open_for_writing(db, identity(), "flat16", vectors="milvus-lite")
+    with Store.open(db) as store:
+        assert store.documents.meta("index_type") == "flat" and store.documents.meta("vector_store") == "faiss"
+    with pytest.raises(InputError, match="flat16 is for FAISS"):
+        Store.open_for_writing(db.parent / "new", identity(), "flat16", vectors="milvus-lite")
+    assert not (db.parent / "new" / "index.sqlite").exists()
 
 
 def test_chunk_ids_are_never_reused(db):
