@@ -1,4 +1,4 @@
-"""Approximate FAISS indexes (IVF, HNSW) against exact flat search, and a projection to 10M vectors.
+"""FAISS indexes (flat16, IVF, HNSW) against exact flat search, and a projection to 10M vectors.
 
     python benchmarks/ann.py [--size 100000] [--queries 1000] [--model base] [--json]
     python benchmarks/ann.py --db DIR          # the vectors of an existing index instead
@@ -9,8 +9,8 @@ SQLite. Queries: `--queries` dev sentences (2-64 tokens, half English, half Chin
 a text of the collection), embedded by the index's model in query mode (`Encoder.encode`).
 
 Indexes are built exactly as the project builds them, by `storage.faiss_files.build_index`:
-flat (IndexFlatIP); IVF (nlist = 4·sqrt(n), trained on up to 256·nlist of the vectors, the
-project's nprobe = max(8, nlist/3); below ~24k vectors the project uses flat instead, and so
+flat (IndexFlatIP); flat16 (the same scan over fp16 vectors, IndexScalarQuantizer QT_fp16); IVF
+(nlist = 4·sqrt(n), trained on up to 256·nlist of the vectors, the project's nprobe = max(8, nlist/3); below ~24k vectors the project uses flat instead, and so
 does this script); HNSW (M = 32, efConstruction 80, the project's efSearch 512). For each:
 build time (training + adding), size (`faiss.serialize_index`, which is also about its memory),
 and per search setting (an nprobe sweep for IVF, an efSearch sweep for HNSW): recall@10 (the share
@@ -24,9 +24,9 @@ Projection to 10M vectors — an extrapolation from at most `--size` vectors, no
   text and FTS terms in SQLite: that file's bytes per chunk are measured on the collection and
   projected the same way.
 - latency: each index is rebuilt on seeded subsets (`--scaling`, fractions of the collection) and
-  queried one at a time at a fixed setting — flat; IVF at the nprobe/nlist fraction that reached
+  queried one at a time at a fixed setting — flat and flat16; IVF at the nprobe/nlist fraction that reached
   0.98 (so the share of vectors scanned stays fixed: linear in n); HNSW at the efSearch that
-  reached 0.98 — then p50 is fitted by least squares, a + b·n for flat and IVF, a + b·ln(n) for
+  reached 0.98 — then p50 is fitted by least squares, a + b·n for flat, flat16 and IVF, a + b·ln(n) for
   HNSW, and the fit is evaluated at 10M. Recall at 10M is not projected (HNSW's and IVF's usually
   fall as n grows at a fixed setting).
 
@@ -82,6 +82,8 @@ def kind_of(index) -> str:
     import faiss
 
     core = inner(index)
+    if isinstance(core, faiss.IndexScalarQuantizer):
+        return "flat16"
     return "ivf" if isinstance(core, faiss.IndexIVF) else "hnsw" if isinstance(core, faiss.IndexHNSW) else "flat"
 
 
@@ -126,7 +128,7 @@ def measure(kind: str, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray
     out = {"built_as": kind_of(index), "build_s": round(build_s, 3), "bytes": len(faiss.serialize_index(index))}
     out["bytes_per_vector"] = round(out["bytes"] / len(ids), 1)
     core = inner(index)
-    if out["built_as"] == "flat":
+    if out["built_as"] in ("flat", "flat16"):
         found, single, batch = search_all(index, queries)
         out["settings"] = [{"recall@10": recall_at_k(truth, found) if truth is not None else 1.0,
                             "single": single, "batch": batch}]
@@ -224,7 +226,7 @@ def table(r: dict) -> str:
     for kind, res in r["indexes"].items():
         for i, s in enumerate(res["settings"]):
             param = res.get("param")
-            label = f"{param}={s[param]}" if param else ("(as flat)" if kind != "flat" else "exact")
+            label = f"{param}={s[param]}" if param else {"flat": "exact", "flat16": "fp16 scan"}.get(kind, "(as flat)")
             if param and s[param] == res["project_default"]:
                 label += " *"
             first = i == 0
@@ -270,7 +272,7 @@ def main() -> None:
 
     kinds = {"flat": measure("flat", ids, vectors, queries, None)}
     truth = kinds["flat"]["index"].search(queries, K)[1]  # chunk ids of the exact top 10
-    for kind in ("ivf", "hnsw"):
+    for kind in ("flat16", "ivf", "hnsw"):
         kinds[kind] = measure(kind, ids, vectors, queries, truth)
     for kind, r in kinds.items():  # the fixed setting the latency fits use
         if r.get("param"):
@@ -288,7 +290,7 @@ def main() -> None:
                        "vector at full size x 10M (IVF: coarse quantizer at nlist = 4*sqrt(10M) added apart); sqlite: "
                        "index.sqlite bytes per chunk x 10M. latency: single-query p50 measured on subsets at a fixed "
                        "setting (IVF: fixed nprobe/nlist fraction; HNSW: fixed efSearch, both the first reaching "
-                       "recall@10 0.98 at full size), least-squares fit a + b*n (flat, IVF) or a + b*ln(n) (HNSW), "
+                       "recall@10 0.98 at full size), least-squares fit a + b*n (flat, flat16, IVF) or a + b*ln(n) (HNSW), "
                        "evaluated at n = 10M; recall at 10M is not projected"),
             "memory": memory_projection(kinds, len(ids), sqlite_bytes), "latency": fits},
         "machine": machine_info(), **stamp(),

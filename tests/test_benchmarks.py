@@ -69,20 +69,31 @@ def test_http_latency_then_ann(bench_env, tiny_model_dir):
 
     a = run_script("ann", bench_env, "--size", "200", "--queries", "40", "--model", model)
     assert a["collection"]["build"] == r["collection"]["build"]  # the cached collection, not a rebuild
-    assert a["vectors"] == 200 and a["queries"] == 40 and set(a["indexes"]) == {"flat", "ivf", "hnsw"}
+    assert a["vectors"] == 200 and a["queries"] == 40 and set(a["indexes"]) == {"flat", "flat16", "ivf", "hnsw"}
     assert a["indexes"]["ivf"]["built_as"] == "flat"  # too few vectors: the project's IVF falls back
     for res in a["indexes"].values():
         assert res["bytes"] > 0 and res["settings"]
         for s in res["settings"]:
             assert 0.0 <= s["recall@10"] <= 1.0 and s["single"]["n"] == 40
     assert a["indexes"]["flat"]["settings"][0]["recall@10"] == 1.0
+    flat16 = a["indexes"]["flat16"]
+    assert flat16["built_as"] == "flat16" and flat16["settings"][0]["recall@10"] >= 0.9
+    assert flat16["bytes_per_vector"] < 0.6 * a["indexes"]["flat"]["bytes_per_vector"]  # 2 bytes a dimension, not 4
     hnsw = a["indexes"]["hnsw"]
     assert hnsw["M"] == 32 and hnsw["project_default"] == 512 and hnsw["at_project_default"]["efSearch"] == 512
     projection = a["projection_10M"]
     assert "EXTRAPOLATION" in projection["method"]
-    assert {"flat", "hnsw", "sqlite"} <= set(projection["memory"])
+    assert {"flat", "flat16", "hnsw", "sqlite"} <= set(projection["memory"])
     assert [p["n"] for p in projection["latency"]["flat"]["points"]] == [50, 100, 200]
     assert projection["latency"]["hnsw"]["model"] == "p50 = a + b*ln(n)"
+
+    t = run_script("index_types", bench_env, "--size", "200", "--queries", "20", "--model", model, "--index-type", "flat16")
+    assert t["index_types"] == ["flat", "flat16"] and t["queries"] == 20
+    assert t["shared_of_top10"] >= 0.9 and 0 <= t["max_cosine_diff"] < 0.01  # fp16 rounding, not another ranking
+    from storage.store import Store
+
+    with Store.open(Path(t["copy"])) as store:
+        assert store.documents.meta("index_type") == "flat16" and store.info()["chunks"] == 200
 
 
 def test_cold_start_helpers(tmp_path):
