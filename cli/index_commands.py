@@ -25,7 +25,8 @@ from .group import db_dir, db_option, emit_json, log, model_option, precision_op
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="Vector index: flat (exact, default), flat16 (the same search over 16-bit vectors: half the memory, "
                    "about twice as fast one query at a time; FAISS only), ivf or hnsw (approximate, for large "
-                   "collections); FAISS's or Milvus's.")
+                   "collections); FAISS's or Milvus's. Recorded in the index; to change it, name it again: "
+                   "xlsearch index --db DIR --index-type T (no paths needed) rebuilds only the vectors.")
 @click.option("--vector-store", default=None, envvar=VECTOR_STORE_ENV, metavar="STORE",
               help="Where vectors are searched: faiss (a file in --db, the default), milvus-lite (Milvus Lite, a folder "
                    "in --db) or milvus://HOST:PORT[/COLLECTION] (a Milvus server; pip install 'xlsearch[milvus]'). "

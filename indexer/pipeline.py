@@ -120,7 +120,7 @@ class IndexRun:
         self.started = time.monotonic()
         self.store, self.config, self.encoder = store, config, encoder
         self.summary = IndexSummary()
-        self.roots = check_paths(paths)
+        self.roots = check_paths(paths) if paths else []  # none: only the vectors move (Index.add)
         self.files = discover(self.roots, self.summary, config)
         self.known = store.documents.file_hashes()
         self.bar = ChunkProgress(_sizes(self.files), self.summary, enabled=progress)

@@ -69,11 +69,14 @@ def test_index_type_is_chosen_switched_and_shown(run, docs, tmp_path, tiny_model
 
     before = top("快速的棕色狐狸跳过了懒狗。")
     assert before["path"].endswith("zh.md")
-    assert run("index", docs, "--db", db, "--index-type", "flat").exit_code == 0  # a switch rebuilds the file
+    r = run("index", "--db", db, "--index-type", "flat", "--json")  # no paths: only the vectors are rebuilt
+    assert r.exit_code == 0 and json.loads(r.stdout)["added"] == 0
     info = json.loads(run("info", "--db", db, "--json").stdout)
     assert info["index_type"] == "flat" and info["vectors_in_sync"]
     after = top("快速的棕色狐狸跳过了懒狗。")
     assert after["path"] == before["path"] and after["score"] == pytest.approx(before["score"], abs=2e-3)
+    r = run("index", "--db", tmp_path / "new", "--index-type", "flat16")  # no index to change: still a mistake
+    assert r.exit_code == 2 and "nothing to index" in r.output and not (tmp_path / "new").exists()
 
 
 def test_embed_reads_json_lines_and_keeps_order(run, tiny_model_dir, tiny_encoder):

@@ -157,6 +157,10 @@ def test_switching_an_index_to_milvus_moves_its_vectors(docs, tmp_path, tiny_mod
     assert r.exit_code == 0 and json.loads(r.stdout)["unchanged"] == 8
     assert not list(db.glob("vectors-*.faiss")) and answers(db) == before
     assert json.loads(run("info", "--db", db, "--json").stdout)["vector_store"] == "milvus-lite"
+    r = run("index", "--db", db, "--vector-store", "faiss", "--json")  # and back, with no paths: only the vectors move
+    assert r.exit_code == 0 and json.loads(r.stdout)["added"] == 0
+    assert list(db.glob("vectors-*.faiss")) and answers(db) == before
+    assert json.loads(run("info", "--db", db, "--json").stdout)["vector_store"] == "faiss"
 
 
 def test_bad_or_unreachable_vector_store_writes_nothing(docs, tmp_path, tiny_model_dir):

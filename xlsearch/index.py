@@ -163,10 +163,16 @@ class Index:
         embedded again, changed ones are replaced; with `config.prune`, files under `paths`
         that no longer exist are dropped. Holds the write lock while it runs.
 
+        No paths with `config.index_type` or `config.vector_store` set rebuilds an existing
+        index's vectors that way and changes nothing else.
+
         `ray`: read, chunk and embed on a Ray cluster — True for a local one, or a cluster's
         address ("HOST:6379", "ray://HOST:10001", "auto"); the index comes out as a plain run's."""
         config = config or IndexConfig()
-        paths = check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
+        # No paths but a new index type or vector store for an existing index: only the vectors
+        # move (rebuilt from SQLite at the run's end), nothing is read or embedded.
+        moving = not paths and bool(config.index_type or config.vector_store) and index_exists(self.db)
+        paths = [] if moving else check_paths([Path(p) for p in paths])  # a missing path fails before a model loads
         encoder = self._passage_encoder(paths)
         with Store.open_for_writing(
             self.db, encoder.identity, config.index_type, precision=encoder.precision, vectors=config.vector_store
