@@ -71,6 +71,7 @@ class Store:
         """
         db_dir = Path(db_dir)
         target = milvus_target(vectors, db_dir) if vectors and vectors != "faiss" else None
+        requested = target.spec if target else "faiss"  # the store `vectors` names, as recorded
         if target is not None:
             check_ready(target)
         if db_dir.exists() and not db_dir.is_dir():
@@ -84,17 +85,17 @@ class Store:
         try:
             fresh = not exists(db_dir)  # again, now that no one else can create it
             if fresh:
-                _check_index_type(index_type or "flat", target.spec if target else "faiss")
-                create_database(db_dir, identity, index_type or "flat", target.spec if target else "faiss")
+                _check_index_type(index_type or "flat", requested)
+                create_database(db_dir, identity, index_type or "flat", requested)
             documents = DocumentStore.open(db_dir, writable=True, precision=precision)
             store = cls(documents, vector_store(documents), lock_fd)
             if not fresh:
                 documents.check_model(identity)
                 _check_index_type(index_type or documents.meta("index_type") or "flat",
-                                  (target.spec if target else "faiss") if vectors else documents.meta("vector_store") or "faiss")
+                                  requested if vectors else documents.meta("vector_store") or "faiss")
                 if vectors and not same_vector_store(store.vectors.kind, vectors):
                     store.vectors.reset()  # the new store is filled from SQLite by the run's sync
-                    documents.set_meta(vector_store=target.spec if target else "faiss")
+                    documents.set_meta(vector_store=requested)
                     store.vectors = vector_store(documents)
                 if index_type and index_type != documents.meta("index_type"):
                     documents.set_meta(index_type=index_type)

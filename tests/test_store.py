@@ -30,6 +30,14 @@ def record(path, seed, n_chunks=2, lang="en"):
     return FileRecord(path, f"sha{seed}", 10, 0.0, "text", [DocumentRecord("", f"title {seed}", text, lang, chunks)])
 
 
+def one_chunk_files(vecs):
+    """A file per vector (/f0, /f1, ...), each one document of one chunk."""
+    return [
+        FileRecord(f"/f{i}", f"s{i}", 1, 0.0, "text", [DocumentRecord("", "t", "x" * 10, "en", [ChunkRecord(0, 5, "en", 2, v)])])
+        for i, v in enumerate(vecs)
+    ]
+
+
 @pytest.fixture
 def db(tmp_path):
     return tmp_path / "idx"
@@ -151,10 +159,7 @@ def test_index_types_agree_with_exact_search(db, kind):
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(1500, DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    files = [
-        FileRecord(f"/f{i}", f"s{i}", 1, 0.0, "text", [DocumentRecord("", "t", "x" * 10, "en", [ChunkRecord(0, 5, "en", 2, vecs[i])])])
-        for i in range(len(vecs))
-    ]
+    files = one_chunk_files(vecs)
     with Store.open_for_writing(db, identity(), kind) as store:
         store.write_files(files)
         store.sync_vectors()
@@ -183,10 +188,7 @@ def test_flat16_holds_half_the_bytes_and_scores_within_fp16_rounding(tmp_path):
     rng = np.random.default_rng(1)
     vecs = rng.normal(size=(300, DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    files = [
-        FileRecord(f"/f{i}", f"s{i}", 1, 0.0, "text", [DocumentRecord("", "t", "x" * 10, "en", [ChunkRecord(0, 5, "en", 2, vecs[i])])])
-        for i in range(len(vecs))
-    ]
+    files = one_chunk_files(vecs)
     found, size = {}, {}
     for kind in ("flat", "flat16"):
         with Store.open_for_writing(tmp_path / kind, identity(), kind) as store:
