@@ -523,6 +523,27 @@ def test_a_shallower_student_learns_from_a_named_teacher_and_ships_as_a_patch(pa
     assert torch.allclose(torch.as_tensor(TorchEncoder(rebuilt).encode(texts)), torch.as_tensor(student.encode(texts)), atol=2e-3)
 
 
+def test_a_student_trained_further_from_its_shallow_folder_still_ships_as_a_shallow_patch(parallel, tiny_model_dir, tmp_path):
+    """cpu-fast-student-long.yaml starts from the 6-layer folder itself: its config already says 6
+    layers, but the patch is laid over the full-depth base, so it must still name its depth."""
+    from models.modelfolder import apply_patch, patch_info
+    from models.torch_encoder import TorchEncoder
+    from training.train import train
+
+    first = tmp_path / "first"
+    train(load_config(None, _settings(parallel, tiny_model_dir, first, **{"optim.max_steps": 2, "model.keep_layers": [1]})), progress=False)
+    further = tmp_path / "further"
+    settings = _settings(parallel, tiny_model_dir, further, **{
+        "optim.max_steps": 2, "model.base": str(first / "model"), "distill.target": "same_text", "distill.teacher": str(tiny_model_dir),
+    })
+    train(load_config(None, settings), progress=False)
+    assert patch_info(further / "model" / "trained.safetensors")["num_hidden_layers"] == 1
+    rebuilt = apply_patch(tiny_model_dir, further / "model" / "trained.safetensors", tmp_path / "rebuilt", {"name": "rebuilt"})
+    texts = ["the quick brown fox", "快速的棕色狐狸"]
+    expected = TorchEncoder(further / "model").encode(texts)
+    assert torch.allclose(torch.as_tensor(TorchEncoder(rebuilt).encode(texts)), torch.as_tensor(expected), atol=2e-3)
+
+
 def test_keep_layers_and_distill_target_are_checked(parallel, tiny_model_dir, tmp_path):
     from training.train import train
 

@@ -118,7 +118,10 @@ class Student(torch.nn.Module):
             config = weights_dir(tmp) / "config.json"
             if json.loads(config.read_text()).get("num_hidden_layers") != layers:
                 rewrite(config, self.model.config.to_json_string())
-                info = info | {"num_hidden_layers": layers}  # apply_patch drops the base's other layers
+            # always named: a student trained further from an already shallow folder ("fast") has
+            # the right config here, but its patch is laid over the 12-layer base, whose other
+            # layers apply_patch must drop
+            info = info | {"num_hidden_layers": layers}
             save_patch(patch, tmp / "trained.safetensors", info)
             write_marker(tmp, read_marker(tmp) | {"name": info.get("name", Path(dest).name), "training": info})
         return Path(dest)
