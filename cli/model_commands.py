@@ -203,11 +203,15 @@ def model_center(model, train_dir, per_file, out, means_out, seed):
     means shipped in models/data (made with --per-file 500 --seed 0 --means-out).
     """
     from core.pairs import default_train_dir
-    from models.centering import LanguageCentering, language_means, sample_training_text, save_means, write_centered_model
+    from models.centering import LanguageCentering, is_centered, language_means, sample_training_text, save_means, write_centered_model
     from models.loading import resolve_model_path
     from models.torch_encoder import TorchEncoder
 
-    encoder = TorchEncoder(resolve_model_path(model or "base"))
+    path = resolve_model_path(model or "base")
+    if is_centered(path):  # means taken through a centering would be stacked on top of it
+        raise InputError(f"{path} is already language-centered — pass the model it was made from "
+                         "(for the default: --model trained; a training run's out_dir/model)")
+    encoder = TorchEncoder(path)
     train_dir = train_dir or default_train_dir()
     en, zh = sample_training_text(train_dir, per_file, seed)
     log.info("computing language means from %d English and %d Chinese training sentences", len(en), len(zh))

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,34 @@ def save_means(path: Path, means: dict[tuple[str, str], np.ndarray], provenance:
 def load_means(path: Path) -> dict[tuple[str, str], np.ndarray]:
     with np.load(path) as npz:
         return {(lang, kind): npz[f"{lang}_{kind}"] for lang in LANGS for kind in KINDS}
+
+
+CENTERING_TYPE = "models.centering.LanguageCentering"
+
+
+def is_centered(folder: Path) -> bool:
+    """Does this sentence-transformers folder already apply a LanguageCentering module?"""
+    modules = Path(folder) / "modules.json"
+    return modules.exists() and any(m["type"] == CENTERING_TYPE for m in json.loads(modules.read_text()))
+
+
+def drop_centering(folder: Path) -> bool:
+    """Remove the centering (and the Normalize after it) from a folder being built, in place.
+
+    Means belong to the weights they were computed with: a model trained from a centered folder
+    (`fast`, `default`) would otherwise carry its base's means, silently wrong for its own
+    weights. True when something was removed."""
+    folder = Path(folder)
+    if not is_centered(folder):
+        return False
+    modules = json.loads((folder / "modules.json").read_text())
+    at = next(i for i, m in enumerate(modules) if m["type"] == CENTERING_TYPE)
+    kept = modules[:at] + modules[at + 2 :] if at + 1 < len(modules) and modules[at + 1]["type"].endswith("Normalize") else modules[:at] + modules[at + 1 :]
+    for m in modules:
+        if m not in kept:
+            shutil.rmtree(folder / m["path"], ignore_errors=True)
+    rewrite(folder / "modules.json", json.dumps([m | {"idx": i, "name": str(i)} for i, m in enumerate(kept)], indent=2))
+    return True
 
 
 def write_centered_model(base: Path, dest: Path, centering: LanguageCentering, provenance: dict | None = None) -> Path:

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from models.centering import LanguageCentering, language_means, write_centered_model
+from models.centering import LanguageCentering, drop_centering, is_centered, language_means, write_centered_model
 from models.torch_encoder import TorchEncoder
 
 
@@ -59,3 +59,18 @@ def test_a_folder_written_before_the_layered_layout_still_loads(tiny_model_dir, 
     (legacy / "modules.json").write_text(json.dumps(modules))
     texts = ["快速的棕色狐狸", "the lazy dog"]
     assert np.allclose(TorchEncoder(legacy).encode(texts), TorchEncoder(dest).encode(texts), atol=1e-6)
+
+
+def test_drop_centering_gives_back_the_uncentered_model(tiny_model_dir, tiny_encoder, tmp_path):
+    """A folder built from a centered one can shed the centering, and encodes as the base again."""
+    import shutil
+
+    means = language_means(tiny_encoder, ["the lazy dog", "a quick fox"], ["懒狗", "快速的狐狸"])
+    centered = write_centered_model(tiny_model_dir, tmp_path / "centered", LanguageCentering.from_means(tiny_encoder.tokenizer, means, tiny_encoder.prompts))
+    copy = tmp_path / "copy"
+    shutil.copytree(centered, copy)
+    assert is_centered(copy) and drop_centering(copy) and not is_centered(copy)
+    assert not drop_centering(copy), "nothing left to drop"
+    texts = ["the lazy dog", "懒狗"]
+    assert np.allclose(TorchEncoder(copy).encode(texts, "query"), tiny_encoder.encode(texts, "query"), atol=1e-6)
+    assert is_centered(centered), "the folder it was copied from is untouched"

@@ -184,6 +184,11 @@ def test_model_center_writes_a_centered_model(run, tiny_model_dir, tmp_path):
     from models.centering import load_means
 
     assert set(load_means(means)) == {("en", "query"), ("en", "passage"), ("zh", "query"), ("zh", "passage")}
+    # centering a centered folder would take means through the first centering and stack a second
+    again = tmp_path / "again"
+    r = run("model", "center", "--model", out, "--train", train, "--per-file", 20, "--out", again)
+    assert r.exit_code == 2 and "is already language-centered" in r.stderr and "--model trained" in r.stderr
+    assert "Traceback" not in r.output and not again.exists()
 
 
 def test_lexical_and_hybrid_modes_find_exact_identifiers(run, tmp_path, tiny_model_dir):

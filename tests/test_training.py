@@ -595,3 +595,19 @@ def test_help_pages_give_headings_and_keywords_their_sections_in_four_directions
     assert page_pairs(en, page("旋转表格", "表格", "粘贴", ["行变为列。"])) == []  # structures differ
     held_out = [dev_page(f"text/page{i}.html") for i in range(400)]
     assert 0.15 < sum(held_out) / 400 < 0.35
+
+
+def test_a_model_trained_from_a_centered_folder_is_saved_without_that_centering(parallel, tiny_model_dir, tmp_path):
+    """`fast` and `default` are centered folders; their means fit their own weights, not the
+    trained ones, so the saved model leaves them out (`xlsearch model center` adds its own)."""
+    from models.centering import LanguageCentering, is_centered, language_means, write_centered_model
+    from models.torch_encoder import TorchEncoder
+    from training.train import train
+
+    plain = TorchEncoder(tiny_model_dir)
+    centering = LanguageCentering.from_means(plain.tokenizer, language_means(plain, ["the lazy dog"], ["懒狗"]), plain.prompts)
+    centered = write_centered_model(tiny_model_dir, tmp_path / "centered", centering)
+    out = tmp_path / "run"
+    train(load_config(None, _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 2, "model.base": str(centered)})), progress=False)
+    assert is_centered(centered) and not is_centered(out / "model")
+    assert len(TorchEncoder(out / "model").encode(["懒狗"], "query")[0]) == plain.dim

@@ -10,6 +10,7 @@ form in which a trained model can ship.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -20,7 +21,10 @@ from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
 from core.errors import InputError
+from models.centering import drop_centering
 from models.modelfolder import WEIGHTS, derived_folder, read_marker, rewrite, save_patch, weights_dir, write_marker
+
+log = logging.getLogger(__name__)
 
 
 class Student(torch.nn.Module):
@@ -106,6 +110,9 @@ class Student(torch.nn.Module):
         """A complete model folder: the base's files (hard-linked) with this model's weights, plus
         `trained.safetensors` (fp16, trained tensors only) for shipping as a patch."""
         with derived_folder(self.folder, dest) as tmp:
+            if drop_centering(tmp):
+                log.info("%s: the base's language centering is left out (its means fit the base's weights); "
+                         "add this model's own with `xlsearch model center --model %s`", dest, dest)
             weights = weights_dir(tmp) / WEIGHTS
             weights.unlink()
             state, patch = self.model.state_dict(), self.trained_tensors()
