@@ -195,6 +195,8 @@ def test_recipe_loads_with_overrides(tmp_path):
     assert cfg.objectives.contrastive == 1.0 and isinstance(cfg.objectives.contrastive, float)
     assert cfg.data.files == ["a", "b"]
     assert cfg.optim.epochs == 1  # untouched defaults stay
+    # YAML 1.1 reads 3e-4 (no dot) as a string: a float key takes it as the number it is
+    assert load_config(recipe, ["optim.lr=3e-4"]).optim.lr == 3e-4
 
 
 def test_shipped_recipes_load():
@@ -215,6 +217,7 @@ def test_shipped_recipes_load():
         ("name: [unclosed\n", [], "not valid YAML"),
         ("", ["optim.max_steps"], "expected KEY=VALUE"),
         ("", ["model.freeze_word_embeddings=maybe"], "expected bool"),
+        ("", ["optim.lr=fast"], "'optim.lr' = 'fast' — expected float"),
     ],
 )
 def test_recipe_mistakes_name_the_key(tmp_path, text, overrides, message):

@@ -165,6 +165,11 @@ def _check_type(value: Any, hint: Any, path: str, source: str) -> Any:
             return [item(v) for v in value]
         except (TypeError, ValueError):
             raise InputError(f"{source}: '{path}' = {value!r} — expected a list of {item.__name__}") from None
+    if isinstance(value, str) and float in allowed and str not in allowed:
+        try:  # YAML 1.1 reads 3e-4 (no dot) as a string; a learning rate is written that way
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool):
         ok = bool in allowed
     elif isinstance(value, int):
