@@ -18,7 +18,16 @@ from core.errors import InputError
 from core.pairs import read_any_pairs
 from training.config import TrainConfig, load_config
 from training.data import batch_plan, read_monolingual, sample_pairs, training_pairs
-from training.objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, mask_tokens, pair_targets, tlm_inputs
+from training.objectives import (
+    Distillation,
+    GradientCache,
+    MarginInfoNCE,
+    MaskedLM,
+    NeighbourDistillation,
+    mask_tokens,
+    pair_targets,
+    tlm_inputs,
+)
 
 # --- objectives ----------------------------------------------------------------------------------
 
@@ -94,6 +103,32 @@ def test_distillation_is_squared_distance_to_the_target():
     assert Distillation()(teacher, torch.tensor([[0.0, 1.0]]), teacher).item() == pytest.approx(2.0)
     # both sides are pulled to the target, not to each other
     assert Distillation()(torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 1.0]]), teacher).item() == pytest.approx(4.0)
+
+
+def test_neighbour_distillation_is_zero_only_for_the_teachers_ranking():
+    unit = lambda x: F.normalize(x, dim=-1)  # noqa: E731
+    torch.manual_seed(0)
+    teacher = unit(torch.randn(4, 2, 8))
+    en, zh = teacher[:, 0].clone(), teacher[:, 1].clone()
+    loss = NeighbourDistillation(0.1)
+    assert loss(en, zh, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    # a rotation keeps every similarity, so the ranking is the teacher's although no vector is
+    rotation = torch.linalg.qr(torch.randn(8, 8))[0]
+    assert loss(en @ rotation, zh @ rotation, teacher).item() == pytest.approx(0.0, abs=1e-5)
+    assert Distillation()(en @ rotation, zh @ rotation, teacher).item() > 0.1
+    # one pair: a text and its translation are left out, so nothing is left to rank
+    assert loss(unit(torch.tensor([[1.0, 0.0]])), unit(torch.tensor([[1.0, 1.0]])), unit(torch.tensor([[0.0, 1.0]]))).item() == 0.0
+    # two pairs: each text's two neighbours (the other pair), ranked like the teacher or reversed
+    t = unit(torch.tensor([[[1.0, 0.0], [1.0, 0.1]], [[0.0, 1.0], [0.1, 1.0]]]))
+    assert loss(t[:, 0], t[:, 1], t).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(t[:, 1], t[:, 0], t).item() > 0.0  # the sides swapped: each text's nearer neighbour changes
+    # a shuffled student disagrees, and the gradient moves it towards the teacher's ranking
+    student = unit(torch.randn(8, 8)).requires_grad_(True)
+    before = loss(student[:4], student[4:], teacher)
+    before.backward()
+    with torch.no_grad():
+        moved = unit(student - 0.5 * student.grad)
+    assert before.item() > 0.1 and loss(moved[:4], moved[4:], teacher).item() < before.item()
 
 
 def test_margin_infonce_hand_values_and_margin_effect():

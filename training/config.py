@@ -59,6 +59,7 @@ class ModelConfig:
 @dataclass
 class ObjectiveWeights:
     distill: float = 1.0
+    neighbours: float = 0.0  # the teacher's ranking of each text's in-batch neighbours (needs distill's teacher)
     contrastive: float = 0.0
     mlm: float = 0.0
     tlm: float = 0.0
@@ -75,6 +76,7 @@ class DistillConfig:
     # teacher's behaviour (same-language structure included), for a smaller or faster student.
     target: str = "pair_mean"
     teacher: str | None = None  # a model name or folder; None → the student's base as loaded
+    neighbour_temperature: float = 0.05  # objectives.neighbours: softmax temperature over similarities
 
 
 @dataclass

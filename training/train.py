@@ -32,12 +32,12 @@ from .data import batch_plan, read_monolingual, retrieval_pairs, training_pairs
 from .evaluate import PairVectors, evaluate_pairs
 from .hard_negatives import mine, with_negatives
 from .masked import corpus_pieces, mlm_loss, tlm_loss
-from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, pair_targets
+from .objectives import Distillation, GradientCache, MarginInfoNCE, MaskedLM, NeighbourDistillation, pair_targets
 from .student import Student
 
 log = logging.getLogger(__name__)
 
-METRICS = ["step", "epoch", "elapsed_s", "lr", "loss", "distill", "contrastive", "mlm", "tlm", "retrieval", "dev_bitext", "dev_bias10"]
+METRICS = ["step", "epoch", "elapsed_s", "lr", "loss", "distill", "neighbours", "contrastive", "mlm", "tlm", "retrieval", "dev_bitext", "dev_bias10"]
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> dict:
@@ -62,7 +62,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     base = resolve_model_path(cfg.model.base)
     # a teacher other than the base is loaded before the student is cut down (keep_layers)
     teacher_model = None
-    if cfg.distill.teacher and cfg.objectives.distill:
+    if cfg.distill.teacher and {"distill", "neighbours"} & weights.keys():
         teacher_model = Student(resolve_model_path(cfg.distill.teacher), cfg.data.max_tokens).to(device)
     student = Student(base, cfg.data.max_tokens, cfg.model.keep_layers).to(device)
     if cfg.model.lora_rank:
@@ -94,11 +94,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
 
     # The teacher is the model as loaded, run once over the training pairs before any step.
-    teacher = _distill_targets(cfg.distill.target, teacher_model or student, pairs, kinds, out) if "distill" in weights else None
+    teacher = _distill_targets(cfg.distill.target, teacher_model or student, pairs, kinds, out) if {"distill", "neighbours"} & weights.keys() else None
     del teacher_model  # its vectors are all a run needs of it
 
     # --- objectives and optimiser --------------------------------------------------------------
     distill = Distillation()
+    neighbours = NeighbourDistillation(cfg.distill.neighbour_temperature)
     contrastive = MarginInfoNCE(cfg.contrastive.margin, cfg.contrastive.scale, cfg.contrastive.learnable_scale).to(device)
     query_passage = MarginInfoNCE(cfg.contrastive.margin, cfg.contrastive.scale)
     lm_head = None
@@ -167,13 +168,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         student.train()
         losses: dict[str, float] = {}
         with amp:
-            if {"distill", "contrastive"} & weights.keys():
+            if {"distill", "neighbours", "contrastive"} & weights.keys():
                 target = teacher[idx].to(device) if teacher is not None else None
 
                 def sentence_loss(e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
                     parts = {}
                     if "distill" in weights:
                         parts["distill"] = distill(e.float(), z.float(), target)
+                    if "neighbours" in weights:
+                        parts["neighbours"] = neighbours(e.float(), z.float(), target)
                     if "contrastive" in weights:
                         parts["contrastive"] = contrastive(e.float(), z.float())
                     losses.update({k: float(v.detach()) for k, v in parts.items()})
@@ -324,7 +327,7 @@ def _plot(csv_path: Path, png_path: Path) -> None:
     if not rows:
         return
     fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("loss", "distill", "contrastive", "mlm", "tlm", "retrieval"):
+    for key in ("loss", "distill", "neighbours", "contrastive", "mlm", "tlm", "retrieval"):
         points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
         if points:
             ax_loss.plot(*zip(*points), label=key)
