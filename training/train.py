@@ -56,7 +56,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else contextlib.nullcontext()
     weights = {k: v for k, v in vars(cfg.objectives).items() if v}
     if not weights:
-        raise InputError("objectives: every weight is 0 — give distill, contrastive, mlm or tlm a weight")
+        raise InputError("objectives: every weight is 0 — give distill, neighbours, contrastive, retrieval, mlm or tlm a weight")
 
     # --- model ------------------------------------------------------------------------------
     base = resolve_model_path(cfg.model.base)
