@@ -649,3 +649,18 @@ def test_a_model_trained_from_a_centered_folder_is_saved_without_that_centering(
     train(load_config(None, _settings(parallel, tiny_model_dir, out, **{"optim.max_steps": 2, "model.base": str(centered)})), progress=False)
     assert is_centered(centered) and not is_centered(out / "model")
     assert len(TorchEncoder(out / "model").encode(["懒狗"], "query")[0]) == plain.dim
+
+
+def test_the_neighbours_objective_alone_trains_from_the_teachers_vectors(parallel, tiny_model_dir, tmp_path):
+    """objectives.neighbours needs the teacher's vectors even with distill at 0, and logs its loss."""
+    from training.train import train
+
+    out = tmp_path / "neighbours"
+    settings = _settings(parallel, tiny_model_dir, out, **{
+        "optim.max_steps": 3, "objectives.distill": 0, "objectives.neighbours": 1.0, "distill.target": "same_text",
+        "distill.teacher": str(tiny_model_dir), "optim.lr": 1e-2,
+    })
+    train(load_config(None, settings), progress=False)
+    rows = [r for r in _metrics(out) if r["neighbours"]]
+    assert rows and all(float(r["neighbours"]) >= 0.0 and not r["distill"] for r in rows)
+    assert list(out.glob("teacher-*.pt")), "the teacher's vectors were computed and cached"
