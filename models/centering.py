@@ -118,10 +118,14 @@ def load_means(path: Path) -> dict[tuple[str, str], np.ndarray]:
 CENTERING_TYPE = "models.centering.LanguageCentering"
 
 
+def _modules(folder: Path) -> list[dict]:
+    path = Path(folder) / "modules.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def is_centered(folder: Path) -> bool:
     """Does this sentence-transformers folder already apply a LanguageCentering module?"""
-    modules = Path(folder) / "modules.json"
-    return modules.exists() and any(m["type"] == CENTERING_TYPE for m in json.loads(modules.read_text()))
+    return any(m["type"] == CENTERING_TYPE for m in _modules(folder))
 
 
 def drop_centering(folder: Path) -> bool:
@@ -131,14 +135,14 @@ def drop_centering(folder: Path) -> bool:
     (`fast`, `default`) would otherwise carry its base's means, silently wrong for its own
     weights. True when something was removed."""
     folder = Path(folder)
-    if not is_centered(folder):
+    modules = _modules(folder)
+    at = next((i for i, m in enumerate(modules) if m["type"] == CENTERING_TYPE), None)
+    if at is None:
         return False
-    modules = json.loads((folder / "modules.json").read_text())
-    at = next(i for i, m in enumerate(modules) if m["type"] == CENTERING_TYPE)
-    kept = modules[:at] + modules[at + 2 :] if at + 1 < len(modules) and modules[at + 1]["type"].endswith("Normalize") else modules[:at] + modules[at + 1 :]
-    for m in modules:
-        if m not in kept:
-            shutil.rmtree(folder / m["path"], ignore_errors=True)
+    end = at + 2 if at + 1 < len(modules) and modules[at + 1]["type"].endswith("Normalize") else at + 1
+    for m in modules[at:end]:
+        shutil.rmtree(folder / m["path"], ignore_errors=True)
+    kept = modules[:at] + modules[end:]
     rewrite(folder / "modules.json", json.dumps([m | {"idx": i, "name": str(i)} for i, m in enumerate(kept)], indent=2))
     return True
 

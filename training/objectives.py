@@ -16,6 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def target_sides(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The English and Chinese targets: (n, dim) is one point per pair, (n, 2, dim) one per side."""
+    return (target[:, 0], target[:, 1]) if target.dim() == 3 else (target, target)
+
+
 class Distillation(nn.Module):
     """Student(en) and student(zh) both regress onto one frozen target per pair.
 
@@ -27,7 +32,7 @@ class Distillation(nn.Module):
 
     def forward(self, en: torch.Tensor, zh: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`target` is (n, dim), one point per pair, or (n, 2, dim): one per side (English, Chinese)."""
-        en_target, zh_target = (target[:, 0], target[:, 1]) if target.dim() == 3 else (target, target)
+        en_target, zh_target = target_sides(target)
         return ((en - en_target) ** 2).sum(-1).mean() + ((zh - zh_target) ** 2).sum(-1).mean()
 
 
@@ -72,7 +77,7 @@ class NeighbourDistillation(nn.Module):
 
     def forward(self, en: torch.Tensor, zh: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`target` as for `Distillation`: (n, dim) or (n, 2, dim)."""
-        en_target, zh_target = (target[:, 0], target[:, 1]) if target.dim() == 3 else (target, target)
+        en_target, zh_target = target_sides(target)
         n = len(en)
         if n < 2:  # no other pair to rank
             return en.sum() * 0.0

@@ -57,12 +57,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     weights = {k: v for k, v in vars(cfg.objectives).items() if v}
     if not weights:
         raise InputError("objectives: every weight is 0 — give distill, neighbours, contrastive, retrieval, mlm or tlm a weight")
+    uses_teacher = bool({"distill", "neighbours"} & weights.keys())  # both read the teacher's vectors
 
     # --- model ------------------------------------------------------------------------------
     base = resolve_model_path(cfg.model.base)
     # a teacher other than the base is loaded before the student is cut down (keep_layers)
     teacher_model = None
-    if cfg.distill.teacher and {"distill", "neighbours"} & weights.keys():
+    if cfg.distill.teacher and uses_teacher:
         teacher_model = Student(resolve_model_path(cfg.distill.teacher), cfg.data.max_tokens).to(device)
     student = Student(base, cfg.data.max_tokens, cfg.model.keep_layers).to(device)
     if cfg.model.lora_rank:
@@ -94,7 +95,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     log.info("%d training pairs, %d steps of %d pairs, %d dev sets, device %s", len(pairs), total_steps, cfg.optim.batch_size, len(dev), device)
 
     # The teacher is the model as loaded, run once over the training pairs before any step.
-    teacher = _distill_targets(cfg.distill.target, teacher_model or student, pairs, kinds, out) if {"distill", "neighbours"} & weights.keys() else None
+    teacher = _distill_targets(cfg.distill.target, teacher_model or student, pairs, kinds, out) if uses_teacher else None
     del teacher_model  # its vectors are all a run needs of it
 
     # --- objectives and optimiser --------------------------------------------------------------
